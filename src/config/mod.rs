@@ -1,0 +1,7 @@
+//! Configuration: YAML -> serde structs (`schema`) -> validated (`validate`, with key paths and
+//! positions from `load`) -> compiled into an immutable [`Snapshot`](compile::Snapshot).
+
+pub mod load;
+pub mod schema;
+pub mod units;
+pub mod validate;

@@ -1,0 +1,244 @@
+//! The YAML file as plain serde structs. Every struct refuses unknown keys: a misspelt key in a
+//! security policy must be an error, never a silently ignored line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::units::{ByteSize, Dur};
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub listen: Option<String>,
+    pub tls: Option<TlsSection>,
+    #[serde(default)]
+    pub admin: Option<AdminSection>,
+    #[serde(default)]
+    pub identity: Option<IdentitySection>,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamSection>,
+    #[serde(default)]
+    pub strip_request_headers: Vec<String>,
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleSection>,
+    #[serde(default)]
+    pub agents: Vec<AgentSection>,
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
+    #[serde(default)]
+    pub anomaly: AnomalySection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
+    /// Key-exchange groups in preference order (`x25519`, `secp256r1`, `x25519mlkem768`, ...);
+    /// empty keeps rustls' secure default.
+    #[serde(default)]
+    pub kx_groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySection {
+    pub trust_domain: String,
+    #[serde(default)]
+    pub token: Option<TokenSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    pub audience: String,
+    #[serde(default)]
+    pub issuers: Vec<IssuerSection>,
+    #[serde(default)]
+    pub leeway: Option<Dur>,
+    #[serde(default)]
+    pub forward: bool,
+    #[serde(default)]
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSection {
+    pub name: String,
+    #[serde(default)]
+    pub keys: Option<PathBuf>,
+    #[serde(default)]
+    pub jwks: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Shadow,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_connections: Option<usize>,
+    pub header_read_timeout: Option<Dur>,
+    pub idle_timeout: Option<Dur>,
+    pub request_timeout: Option<Dur>,
+    pub max_request_header_bytes: Option<ByteSize>,
+    pub max_request_body_bytes: Option<ByteSize>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    pub url: String,
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsSection>,
+    #[serde(default)]
+    pub connect_timeout: Option<Dur>,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsSection {
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Name to verify the upstream's certificate against, when it differs from the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    pub upstream: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSection {
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+    #[serde(default)]
+    pub require_token: bool,
+    #[serde(default)]
+    pub allow: Vec<RuleSection>,
+    #[serde(default)]
+    pub deny: Vec<RuleSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSection {
+    #[serde(default)]
+    pub upstream: Option<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub when: Option<WhenSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WhenSection {
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+    #[serde(default)]
+    pub hours_utc: Option<String>,
+    #[serde(default)]
+    pub weekdays: Vec<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    pub id: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSection>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    pub per_second: f64,
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// Path of the audit log, `-` for stdout; absent or null for none.
+    #[serde(default)]
+    pub audit_log: Option<String>,
+    /// Rotate the audit log when it grows past this size.
+    #[serde(default)]
+    pub audit_max_bytes: Option<ByteSize>,
+    #[serde(default)]
+    pub max_agent_series: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AnomalyAction {
+    #[default]
+    Alert,
+    Quarantine,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalySection {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub learning_period: Option<Dur>,
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub action: AnomalyAction,
+    #[serde(default)]
+    pub quarantine_for: Option<Dur>,
+}

@@ -1,0 +1,4 @@
+//! Forward: what reaches the upstream (`headers`), over which connection (`upstream`), streamed
+//! both ways (`proxy`).
+
+pub mod headers;
