@@ -1,1 +1,169 @@
-//! app
+//! The composition root: load the config, build the runtime, bind the agent and admin listeners,
+//! start the reloaders, and stop in order on shutdown.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::config::load::ConfigError;
+use crate::config::reload::{spawn_reloaders, ConfigHandle};
+use crate::server::Runtime;
+use crate::telemetry::metrics::Metrics;
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error("invalid config:\n{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<ConfigError>),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// How long SIGTERM waits for in-flight requests before exiting anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running warden.
+pub struct Running {
+    pub agent_addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub runtime: Arc<Runtime>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests (up to [`DRAIN_TIMEOUT`]) and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Options for [`start`]; tests inject a clock and skip the file watchers.
+pub struct StartOptions {
+    pub clock: Clock,
+    pub watch_files: bool,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            clock: Clock::system(),
+            watch_files: true,
+        }
+    }
+}
+
+/// Loads the config and starts serving; returns once both listeners are bound.
+pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppError> {
+    let metrics = Arc::new(Metrics::new(5000)?);
+    let path = config.to_path_buf();
+    let m = metrics.clone();
+    let handle = tokio::task::spawn_blocking(move || ConfigHandle::load(&path, m))
+        .await
+        .map_err(|e| AppError::Config(vec![join_error(config, e)]))?
+        .map_err(AppError::Config)?;
+    let handle = Arc::new(handle);
+    let snap = handle.snapshot();
+    let runtime = Arc::new(Runtime::new(handle.clone(), metrics, opts.clock));
+
+    let agent_listener = TcpListener::bind(snap.listen)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: snap.listen,
+            source,
+        })?;
+    let agent_addr = agent_listener
+        .local_addr()
+        .map_err(|source| AppError::Bind {
+            addr: snap.listen,
+            source,
+        })?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut admin_addr = None;
+    if let Some(addr) = snap.admin_listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Bind { addr, source })?;
+        admin_addr = l.local_addr().ok();
+        tasks.push(tokio::spawn(crate::admin::run(
+            runtime.clone(),
+            l,
+            shutdown_rx.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(crate::server::listener::run(
+        runtime.clone(),
+        agent_listener,
+        shutdown_rx,
+        DRAIN_TIMEOUT,
+    )));
+    if opts.watch_files {
+        spawn_reloaders(handle);
+    }
+    tracing::info!(%agent_addr, admin = ?admin_addr, mode = ?snap.mode, "warden serving");
+    Ok(Running {
+        agent_addr,
+        admin_addr,
+        runtime,
+        shutdown,
+        tasks,
+    })
+}
+
+fn join_error(config: &Path, e: tokio::task::JoinError) -> ConfigError {
+    ConfigError {
+        file: config.to_path_buf(),
+        line: 1,
+        col: 1,
+        key_path: String::new(),
+        message: format!("loading failed: {e}"),
+    }
+}
+
+/// `warden serve`: runs until SIGTERM or Ctrl-C, then drains and returns.
+pub async fn serve(config: &Path) -> Result<(), AppError> {
+    let running = start(config, StartOptions::default()).await?;
+    wait_for_termination().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn wait_for_termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

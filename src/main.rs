@@ -1,1 +1,203 @@
-fn main() {}
+//! The `warden` command line: parse arguments, run one command, map its outcome to an exit code.
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use warden::config::reload::build_snapshot;
+use warden::config::validate::{load_and_validate, summary};
+use warden::explain::{explain, ExplainRequest};
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "A zero-trust authenticating reverse proxy for AI agents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Serve {
+        #[arg(long, default_value = "config/warden.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a config without serving.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the decision for one request.
+    Explain {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        agent: String,
+        #[arg(long)]
+        method: String,
+        #[arg(long)]
+        url: String,
+        /// `Name: value`; repeatable.
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        #[arg(long, default_value = "127.0.0.1")]
+        source_ip: IpAddr,
+        /// RFC 3339; default now.
+        #[arg(long)]
+        time: Option<String>,
+        /// The client certificate (PEM), to check a token's binding.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warden=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match cli.command {
+        Command::Serve { config } => {
+            init_logging();
+            run_async(async move {
+                match warden::app::serve(&config).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("warden: {e}");
+                        ExitCode::from(2)
+                    }
+                }
+            })
+        }
+        Command::Check { config } => check(&config),
+        Command::Explain {
+            config,
+            agent,
+            method,
+            url,
+            headers,
+            source_ip,
+            time,
+            cert,
+        } => cmd_explain(config, agent, method, url, headers, source_ip, time, cert),
+    }
+}
+
+fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("warden: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check(config: &std::path::Path) -> ExitCode {
+    let loaded = match load_and_validate(config) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s)", errors.len());
+            return ExitCode::from(2);
+        }
+    };
+    // Compiling proves the TLS material and upstream settings load, as `serve` would.
+    if let Err(errors) = warden::config::compile::compile(&loaded, None, 0) {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        return ExitCode::from(2);
+    }
+    println!("{}", summary(&loaded));
+    ExitCode::SUCCESS
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_explain(
+    config: PathBuf,
+    agent: String,
+    method: String,
+    url: String,
+    headers: Vec<String>,
+    source_ip: IpAddr,
+    time: Option<String>,
+    cert: Option<PathBuf>,
+) -> ExitCode {
+    let snap = match build_snapshot(&config, None, 0) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let unix_ms = match time {
+        None => warden::clock::Clock::system().now_unix_ms(),
+        Some(t) => {
+            match time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339) {
+                Ok(dt) => (dt.unix_timestamp_nanos() / 1_000_000) as i64,
+                Err(e) => {
+                    eprintln!("warden: --time `{t}` is not RFC 3339: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let cert_thumbprint = match cert {
+        None => None,
+        Some(p) => match warden::tls::load_certs(&p) {
+            Ok(certs) => certs.first().map(|c| {
+                use sha2::Digest;
+                sha2::Sha256::digest(c.as_ref()).into()
+            }),
+            Err(e) => {
+                eprintln!("warden: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let req = ExplainRequest {
+        agent,
+        method,
+        url,
+        headers,
+        source_ip,
+        unix_ms,
+        cert_thumbprint,
+    };
+    match explain(&snap, &req) {
+        Ok(ex) => {
+            print!("{}", ex.render());
+            if ex.allowed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("warden: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -98,3 +98,10 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
         positions: SourceMap::default(),
     })
 }
+
+impl LoadedConfig {
+    /// Relative paths in the config are read against the working directory of the process.
+    pub fn base_dir(&self) -> PathBuf {
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+    }
+}

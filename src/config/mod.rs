@@ -1,7 +1,9 @@
 //! Configuration: YAML -> serde structs (`schema`) -> validated (`validate`, with key paths and
 //! positions from `load`) -> compiled into an immutable [`Snapshot`](compile::Snapshot).
 
+pub mod compile;
 pub mod load;
+pub mod reload;
 pub mod schema;
 pub mod units;
 pub mod validate;

@@ -2,3 +2,5 @@
 //! both ways (`proxy`).
 
 pub mod headers;
+pub mod proxy;
+pub mod upstream;

@@ -2,4 +2,5 @@
 //! which `agents` entry covers them (`index`), and the optional certificate-bound token (`token`).
 
 pub mod agent_id;
+pub mod index;
 pub mod token;

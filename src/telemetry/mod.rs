@@ -1,1 +1,3 @@
-//! telemetry
+//! Telemetry: Prometheus metrics (`metrics`) and the tamper-evident audit log (`audit`).
+
+pub mod metrics;

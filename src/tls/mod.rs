@@ -1,1 +1,8 @@
-//! tls
+//! TLS in: the agent-facing server config (client certificates required, CRLs honoured, clientAuth
+//! EKU enforced) and the classification of failed handshakes for metrics and audit.
+
+pub mod reason;
+pub mod server;
+pub mod verifier;
+
+pub use server::{load_certs, TlsError, TlsState};

@@ -1,0 +1,173 @@
+//! Path patterns: `*` is one segment, `**` zero or more segments, anything else a literal segment.
+//! Patterns are matched against the normalised path's segments, never against raw text.
+
+/// One segment of a compiled pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Literal(Box<str>),
+    One,
+    Any,
+}
+
+/// A compiled path pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    segs: Box<[Seg]>,
+    /// Deny patterns compare literals without case: a case-insensitive upstream must not be
+    /// reachable through `/ADMIN` when `/admin` is denied.
+    case_insensitive: bool,
+}
+
+impl PathPattern {
+    /// Compiles `/a/*/b/**`. Validation has already refused malformed patterns; anything odd here
+    /// is taken literally.
+    pub fn new(pattern: &str, case_insensitive: bool) -> Self {
+        let body = pattern.strip_prefix('/').unwrap_or(pattern);
+        let segs = body
+            .split('/')
+            .map(|s| match s {
+                "*" => Seg::One,
+                "**" => Seg::Any,
+                lit if case_insensitive => Seg::Literal(lit.to_ascii_lowercase().into()),
+                lit => Seg::Literal(lit.into()),
+            })
+            .collect();
+        PathPattern {
+            segs,
+            case_insensitive,
+        }
+    }
+
+    /// The first segment when it is a literal: the key the rule index files this pattern under.
+    pub fn first_literal(&self) -> Option<&str> {
+        match self.segs.first() {
+            Some(Seg::Literal(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Whether the normalised `path` (starting with `/`) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        let body = path.strip_prefix('/').unwrap_or(path);
+        // Segments are walked with one backtrack point per `**`, the classic wildcard algorithm
+        // over segments: O(n*m) worst case, no allocation.
+        let mut segs = body.split('/');
+        let mut p = 0usize;
+        let mut star: Option<(usize, std::str::Split<'_, char>)> = None;
+        loop {
+            let mut lookahead = segs.clone();
+            match lookahead.next() {
+                None => {
+                    // Path exhausted: the rest of the pattern must be `**` only.
+                    return self.segs[p..].iter().all(|s| *s == Seg::Any);
+                }
+                Some(seg) => {
+                    match self.segs.get(p) {
+                        Some(Seg::Any) => {
+                            star = Some((p, segs.clone()));
+                            p += 1;
+                            continue;
+                        }
+                        Some(Seg::One) => {
+                            segs = lookahead;
+                            p += 1;
+                            continue;
+                        }
+                        Some(Seg::Literal(l)) if self.literal_eq(l, seg) => {
+                            segs = lookahead;
+                            p += 1;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    // Mismatch: let the last `**` swallow one more segment, or fail.
+                    match star.as_mut() {
+                        Some((sp, rest)) => {
+                            if rest.next().is_none() {
+                                return false;
+                            }
+                            p = *sp + 1;
+                            segs = rest.clone();
+                        }
+                        None => return false,
+                    }
+                }
+            }
+        }
+    }
+
+    fn literal_eq(&self, lit: &str, seg: &str) -> bool {
+        if self.case_insensitive {
+            lit.eq_ignore_ascii_case(seg)
+        } else {
+            lit == seg
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, path: &str) -> bool {
+        PathPattern::new(p, false).matches(path)
+    }
+
+    #[test]
+    fn literals() {
+        assert!(m("/inventory/orders", "/inventory/orders"));
+        assert!(!m("/inventory/orders", "/inventory/orders/1"));
+        assert!(!m("/inventory/orders", "/inventory"));
+        assert!(!m("/inventory/orders", "/inventory/Orders"));
+        assert!(!m("/inventory/orders", "/inventory/orders/"));
+        assert!(m("/", "/"));
+        assert!(!m("/", "/a"));
+    }
+
+    #[test]
+    fn one_segment() {
+        assert!(m("/items/*", "/items/42"));
+        assert!(!m("/items/*", "/items/42/x"));
+        assert!(!m("/items/*", "/items"));
+        assert!(m("/items/*/price", "/items/42/price"));
+        assert!(!m("/items/*/price", "/items/price"));
+        assert!(m("/*", "/anything"));
+    }
+
+    #[test]
+    fn many_segments() {
+        assert!(m("/inventory/**", "/inventory"));
+        assert!(m("/inventory/**", "/inventory/"));
+        assert!(m("/inventory/**", "/inventory/a/b/c"));
+        assert!(!m("/inventory/**", "/inventoryx"));
+        assert!(!m("/inventory/**", "/payroll/inventory"));
+        assert!(m("/**", "/"));
+        assert!(m("/**", "/a/b"));
+        assert!(m("/a/**/z", "/a/z"));
+        assert!(m("/a/**/z", "/a/b/c/z"));
+        assert!(!m("/a/**/z", "/a/b/c/z/y"));
+        assert!(m("/a/**/b/**/c", "/a/x/b/y/y/c"));
+        assert!(!m("/a/**/b/**/c", "/a/x/c"));
+        assert!(m("/**/admin", "/x/y/admin"));
+        assert!(m("/**/*/end", "/a/b/end"));
+        assert!(!m("/**/*/end", "/end"));
+    }
+
+    #[test]
+    fn deny_patterns_ignore_case() {
+        let p = PathPattern::new("/inventory/admin/**", true);
+        assert!(p.matches("/inventory/ADMIN/users"));
+        assert!(p.matches("/Inventory/Admin"));
+        assert!(!p.matches("/inventory/administrator"));
+        assert_eq!(p.first_literal(), Some("inventory"));
+    }
+
+    #[test]
+    fn pathological_patterns_stay_fast() {
+        let p = PathPattern::new("/**/**/**/**/**/**/**/**/x", false);
+        let path = format!("/{}", vec!["a"; 120].join("/"));
+        let start = std::time::Instant::now();
+        assert!(!p.matches(&path));
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,277 @@
+//! ABAC conditions (`when:`): every listed attribute must hold.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName};
+use ipnet::IpNet;
+
+use crate::clock::UtcMoment;
+use crate::config::schema::WhenSection;
+
+/// A compiled `when` block.
+#[derive(Debug, Clone, Default)]
+pub struct Condition {
+    source_cidrs: Vec<IpNet>,
+    /// Minutes since midnight UTC: `[start, end)`, wrapping past midnight when start > end.
+    hours: Option<(u16, u16)>,
+    /// Bit N set = weekday N allowed (0 = Monday); 0 = any day.
+    weekdays: u8,
+    headers: Vec<(HeaderName, Box<str>)>,
+    labels: Vec<(Box<str>, Box<str>)>,
+}
+
+/// Why a `when` block was not met, for `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmet {
+    SourceCidr,
+    Hours,
+    Weekday,
+    Header,
+    Label,
+}
+
+impl Unmet {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unmet::SourceCidr => "source address outside source_cidrs",
+            Unmet::Hours => "time outside hours_utc",
+            Unmet::Weekday => "day outside weekdays",
+            Unmet::Header => "a required header is absent or different",
+            Unmet::Label => "a required agent label is absent or different",
+        }
+    }
+}
+
+/// Parses `HH:MM-HH:MM` into minutes since midnight.
+pub fn parse_hours(text: &str) -> Option<(u16, u16)> {
+    let (a, b) = text.trim().split_once('-')?;
+    Some((parse_hhmm(a)?, parse_hhmm(b)?))
+}
+
+fn parse_hhmm(text: &str) -> Option<u16> {
+    let (h, m) = text.trim().split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let h: u16 = h.parse().ok()?;
+    let m: u16 = m.parse().ok()?;
+    // 24:00 is allowed as an end of day.
+    if h > 24 || m > 59 || (h == 24 && m != 0) {
+        return None;
+    }
+    Some(h * 60 + m)
+}
+
+/// Parses `mon`..`sun` into 0..6.
+pub fn parse_weekday(text: &str) -> Option<u8> {
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    days.iter()
+        .position(|d| d.eq_ignore_ascii_case(text.trim()))
+        .map(|i| i as u8)
+}
+
+/// Parses a CIDR or a bare address (as a host route).
+pub fn parse_cidr(text: &str) -> Option<IpNet> {
+    let t = text.trim();
+    t.parse::<IpNet>()
+        .ok()
+        .or_else(|| t.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+impl Condition {
+    /// Compiles a validated `when` block; anything unparsable (already refused by validation)
+    /// makes the condition unsatisfiable rather than permissive.
+    pub fn compile(w: &WhenSection) -> Self {
+        let mut c = Condition::default();
+        for cidr in &w.source_cidrs {
+            match parse_cidr(cidr) {
+                Some(net) => c.source_cidrs.push(net),
+                // An address no request can come from: fail closed.
+                None => c.source_cidrs.push(IpNet::from(IpAddr::from([0, 0, 0, 0]))),
+            }
+        }
+        if let Some(h) = &w.hours_utc {
+            c.hours = Some(parse_hours(h).unwrap_or((0, 0)));
+        }
+        for d in &w.weekdays {
+            // An unknown day name leaves bit 7 set alone, which matches no day: fail closed.
+            c.weekdays |= parse_weekday(d).map(|i| 1u8 << i).unwrap_or(0x80);
+        }
+        c.headers = compile_pairs(&w.headers)
+            .filter_map(|(k, v)| {
+                HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
+                    .ok()
+                    .map(|n| (n, v))
+            })
+            .collect();
+        c.labels = compile_pairs(&w.labels)
+            .map(|(k, v)| (k.into(), v))
+            .collect();
+        c
+    }
+
+    /// The first unmet attribute, or `None` when every one holds.
+    pub fn check(
+        &self,
+        source_ip: IpAddr,
+        moment: &UtcMoment,
+        headers: &HeaderMap,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<Unmet> {
+        let ip = canonical_ip(source_ip);
+        if !self.source_cidrs.is_empty() && !self.source_cidrs.iter().any(|n| n.contains(&ip)) {
+            return Some(Unmet::SourceCidr);
+        }
+        if let Some((start, end)) = self.hours {
+            let m = moment.minute_of_day;
+            let inside = if start <= end {
+                m >= start && m < end
+            } else {
+                m >= start || m < end
+            };
+            if !inside {
+                return Some(Unmet::Hours);
+            }
+        }
+        if self.weekdays != 0 && self.weekdays & (1 << moment.weekday) == 0 {
+            return Some(Unmet::Weekday);
+        }
+        for (name, want) in &self.headers {
+            let mut values = headers.get_all(name).iter();
+            // Exactly one value, equal: a second copy of the header must not satisfy the rule.
+            let ok = matches!((values.next(), values.next()), (Some(v), None) if v.as_bytes() == want.as_bytes());
+            if !ok {
+                return Some(Unmet::Header);
+            }
+        }
+        for (k, want) in &self.labels {
+            if labels.get(k.as_ref()).map(|v| v.as_str()) != Some(want.as_ref()) {
+                return Some(Unmet::Label);
+            }
+        }
+        None
+    }
+}
+
+fn compile_pairs(map: &BTreeMap<String, String>) -> impl Iterator<Item = (String, Box<str>)> + '_ {
+    map.iter().map(|(k, v)| (k.clone(), v.as_str().into()))
+}
+
+/// IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn when(yaml_like: impl FnOnce(&mut WhenSection)) -> Condition {
+        let mut w = WhenSection::default();
+        yaml_like(&mut w);
+        Condition::compile(&w)
+    }
+
+    fn at(hh: i64, mm: i64, weekday_offset_days: i64) -> UtcMoment {
+        // 2026-11-23 is a Monday.
+        let monday = 1_795_392_000_000i64;
+        UtcMoment::from_unix_ms(monday + weekday_offset_days * 86_400_000 + (hh * 60 + mm) * 60_000)
+    }
+
+    #[test]
+    fn monday_reference_is_monday() {
+        assert_eq!(at(0, 0, 0).weekday, 0);
+    }
+
+    #[test]
+    fn source_cidrs() {
+        let c = when(|w| w.source_cidrs = vec!["10.0.0.0/8".into(), "127.0.0.1".into()]);
+        let h = HeaderMap::new();
+        let l = BTreeMap::new();
+        assert_eq!(
+            c.check("10.1.2.3".parse().unwrap(), &at(9, 0, 0), &h, &l),
+            None
+        );
+        assert_eq!(
+            c.check("127.0.0.1".parse().unwrap(), &at(9, 0, 0), &h, &l),
+            None
+        );
+        assert_eq!(
+            c.check("::ffff:10.0.0.1".parse().unwrap(), &at(9, 0, 0), &h, &l),
+            None
+        );
+        assert_eq!(
+            c.check("192.168.1.1".parse().unwrap(), &at(9, 0, 0), &h, &l),
+            Some(Unmet::SourceCidr)
+        );
+    }
+
+    #[test]
+    fn hours_and_wrapping() {
+        let day = when(|w| w.hours_utc = Some("06:00-20:00".into()));
+        let night = when(|w| w.hours_utc = Some("22:00-06:00".into()));
+        let h = HeaderMap::new();
+        let l = BTreeMap::new();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(day.check(ip, &at(6, 0, 0), &h, &l), None);
+        assert_eq!(day.check(ip, &at(19, 59, 0), &h, &l), None);
+        assert_eq!(day.check(ip, &at(20, 0, 0), &h, &l), Some(Unmet::Hours));
+        assert_eq!(day.check(ip, &at(5, 59, 0), &h, &l), Some(Unmet::Hours));
+        assert_eq!(night.check(ip, &at(23, 0, 0), &h, &l), None);
+        assert_eq!(night.check(ip, &at(3, 0, 0), &h, &l), None);
+        assert_eq!(night.check(ip, &at(12, 0, 0), &h, &l), Some(Unmet::Hours));
+        assert_eq!(parse_hours("6:00-20:00"), None);
+        assert_eq!(parse_hours("06:00-24:00"), Some((360, 1440)));
+        assert_eq!(parse_hours("25:00-26:00"), None);
+    }
+
+    #[test]
+    fn weekdays() {
+        let c = when(|w| w.weekdays = vec!["mon".into(), "fri".into()]);
+        let h = HeaderMap::new();
+        let l = BTreeMap::new();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(c.check(ip, &at(9, 0, 0), &h, &l), None);
+        assert_eq!(c.check(ip, &at(9, 0, 4), &h, &l), None);
+        assert_eq!(c.check(ip, &at(9, 0, 2), &h, &l), Some(Unmet::Weekday));
+        let bad = when(|w| w.weekdays = vec!["someday".into()]);
+        assert_eq!(bad.check(ip, &at(9, 0, 0), &h, &l), Some(Unmet::Weekday));
+    }
+
+    #[test]
+    fn headers_need_exactly_one_equal_value() {
+        let c = when(|w| {
+            w.headers.insert("X-Purpose".into(), "restock".into());
+        });
+        let l = BTreeMap::new();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(c.check(ip, &at(9, 0, 0), &h, &l), Some(Unmet::Header));
+        h.insert("x-purpose", "restock".parse().unwrap());
+        assert_eq!(c.check(ip, &at(9, 0, 0), &h, &l), None);
+        h.append("x-purpose", "other".parse().unwrap());
+        assert_eq!(c.check(ip, &at(9, 0, 0), &h, &l), Some(Unmet::Header));
+        let mut wrong = HeaderMap::new();
+        wrong.insert("x-purpose", "Restock".parse().unwrap());
+        assert_eq!(c.check(ip, &at(9, 0, 0), &wrong, &l), Some(Unmet::Header));
+    }
+
+    #[test]
+    fn labels() {
+        let c = when(|w| {
+            w.labels.insert("env".into(), "prod".into());
+        });
+        let h = HeaderMap::new();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut l = BTreeMap::new();
+        assert_eq!(c.check(ip, &at(9, 0, 0), &h, &l), Some(Unmet::Label));
+        l.insert("env".to_string(), "prod".to_string());
+        assert_eq!(c.check(ip, &at(9, 0, 0), &h, &l), None);
+        l.insert("env".to_string(), "dev".to_string());
+        assert_eq!(c.check(ip, &at(9, 0, 0), &h, &l), Some(Unmet::Label));
+    }
+}

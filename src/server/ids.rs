@@ -1,0 +1,56 @@
+//! Request ids: unique per process and across restarts, cheap (a random prefix and a counter).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug)]
+pub struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestIds {
+    pub fn new() -> Self {
+        let mut seed = [0u8; 8];
+        // Without randomness ids are still unique within this process; the time keeps them apart
+        // across restarts.
+        if rustls::crypto::aws_lc_rs::default_provider()
+            .secure_random
+            .fill(&mut seed)
+            .is_err()
+        {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            seed = t.to_le_bytes();
+        }
+        RequestIds {
+            prefix: u64::from_le_bytes(seed),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// 32 hex digits.
+    pub fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{:016x}", self.prefix, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unique_and_fixed_width() {
+        let ids = super::RequestIds::new();
+        let a = ids.next();
+        let b = ids.next();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+    }
+}

@@ -1,0 +1,116 @@
+//! The record step: once a request is over (its response body finished or dropped), count it in
+//! the metrics, the agent's counters, the audit log and the behaviour baseline.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::body::OnEnd;
+use super::runtime::Runtime;
+use crate::admit::AgentState;
+use crate::config::compile::Snapshot;
+use crate::decision::{Reason, RuleRef, Verdict};
+use crate::telemetry::metrics::Metrics;
+
+/// What is known about a request by the time it is decided.
+pub struct RequestRecord {
+    pub rt: Arc<Runtime>,
+    pub snap: Arc<Snapshot>,
+    pub request_id: String,
+    pub started: Instant,
+    pub source_ip: IpAddr,
+    pub method: http::Method,
+    pub host: Option<String>,
+    pub path: String,
+    pub agent_id: Option<Arc<str>>,
+    pub agent: Option<Arc<AgentState>>,
+    pub roles: Option<Arc<str>>,
+    pub route: Option<usize>,
+    pub upstream: Option<usize>,
+    pub rule: Option<RuleRef>,
+    pub verdict: Verdict,
+    pub reason: Reason,
+    pub status: u16,
+    pub bytes_in: Arc<AtomicU64>,
+    /// When the upstream answered with a response head.
+    pub upstream_elapsed: Option<std::time::Duration>,
+}
+
+impl RequestRecord {
+    fn upstream_name(&self) -> &str {
+        self.upstream
+            .and_then(|u| self.snap.upstreams.get(u))
+            .map(|u| u.name.as_ref())
+            .unwrap_or("")
+    }
+
+    /// `role/allow[N]`, when a rule decided.
+    pub fn rule_label(&self) -> Option<String> {
+        self.rule
+            .as_ref()
+            .map(|r| crate::authz::decide::rule_label(&self.snap, r))
+    }
+}
+
+impl OnEnd for RequestRecord {
+    fn finish(self: Box<Self>, bytes_out: u64, _completed: bool) {
+        let elapsed = self.started.elapsed();
+        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        let m: &Metrics = &self.rt.metrics;
+        let agent_label: &str = match (&self.agent, &self.agent_id) {
+            (Some(a), _) => &a.metric_label,
+            (None, Some(_)) => "__unknown__",
+            (None, None) => "",
+        };
+        let upstream = self.upstream_name();
+        m.requests
+            .with_label_values(&[
+                agent_label,
+                upstream,
+                Metrics::method_label(&self.method),
+                self.verdict.as_str(),
+                self.reason.as_str(),
+                Metrics::status_class(self.status),
+            ])
+            .inc();
+        m.request_duration
+            .with_label_values(&[upstream, self.verdict.as_str()])
+            .observe(elapsed.as_secs_f64());
+        if let Some(d) = self.upstream_elapsed {
+            m.upstream_duration
+                .with_label_values(&[upstream])
+                .observe(d.as_secs_f64());
+        }
+        if !agent_label.is_empty() {
+            m.agent_bytes
+                .with_label_values(&[agent_label, "in"])
+                .inc_by(bytes_in);
+            m.agent_bytes
+                .with_label_values(&[agent_label, "out"])
+                .inc_by(bytes_out);
+        }
+        if let Some(a) = &self.agent {
+            a.requests.fetch_add(1, Ordering::Relaxed);
+            if self.verdict != Verdict::Allow {
+                a.denials.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        tracing::debug!(
+            request_id = %self.request_id,
+            agent = self.agent_id.as_deref().unwrap_or(""),
+            method = %self.method,
+            path = %self.path,
+            upstream,
+            rule = self.rule_label().as_deref().unwrap_or(""),
+            decision = self.verdict.as_str(),
+            reason = self.reason.as_str(),
+            status = self.status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            bytes_in,
+            bytes_out,
+            "request"
+        );
+    }
+}

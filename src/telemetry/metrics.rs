@@ -1,0 +1,255 @@
+//! Prometheus metrics on an explicit registry. Agent labels are bounded: past
+//! `telemetry.max_agent_series` distinct agents, new agents share the label `__other__`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashSet;
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub const OTHER_AGENT: &str = "__other__";
+
+/// Buckets from 100 µs to 10 s: a proxy's own latency is sub-millisecond, an upstream's seconds.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub agent_bytes: IntCounterVec,
+    pub anomaly_score: GaugeVec,
+    pub quarantined: IntGaugeVec,
+    pub tls_handshakes: IntCounterVec,
+    pub active_connections: IntGauge,
+    pub config_reloads: IntCounterVec,
+    pub audit_records: IntCounter,
+    pub connections_refused: IntCounter,
+    series_agents: DashSet<Arc<str>>,
+    series_count: AtomicUsize,
+    max_agent_series: AtomicUsize,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<HistogramVec> {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+impl Metrics {
+    pub fn new(max_agent_series: usize) -> prometheus::Result<Self> {
+        let r = Registry::new();
+        let requests = counter_vec(
+            &r,
+            "warden_requests_total",
+            "Requests decided, by agent, upstream, method, decision, reason and status class.",
+            &[
+                "agent",
+                "upstream",
+                "method",
+                "decision",
+                "reason",
+                "status_class",
+            ],
+        )?;
+        let request_duration = histogram_vec(
+            &r,
+            "warden_request_duration_seconds",
+            "Time from request head to the end of the response, seconds.",
+            &["upstream", "decision"],
+        )?;
+        let upstream_duration = histogram_vec(
+            &r,
+            "warden_upstream_duration_seconds",
+            "Time the upstream took to answer with a response head, seconds.",
+            &["upstream"],
+        )?;
+        let agent_bytes = counter_vec(
+            &r,
+            "warden_agent_bytes_total",
+            "Body bytes from (in) and to (out) each agent.",
+            &["agent", "direction"],
+        )?;
+        let anomaly_score = GaugeVec::new(
+            Opts::new(
+                "warden_agent_anomaly_score",
+                "Current anomaly score of each agent, 0 to 1.",
+            ),
+            &["agent"],
+        )?;
+        r.register(Box::new(anomaly_score.clone()))?;
+        let quarantined = IntGaugeVec::new(
+            Opts::new(
+                "warden_agent_quarantined",
+                "1 while the agent is quarantined.",
+            ),
+            &["agent"],
+        )?;
+        r.register(Box::new(quarantined.clone()))?;
+        let tls_handshakes = counter_vec(
+            &r,
+            "warden_tls_handshakes_total",
+            "TLS handshakes on the agent listener, by result and failure reason.",
+            &["result", "reason"],
+        )?;
+        let active_connections =
+            IntGauge::new("warden_active_connections", "Open agent connections.")?;
+        r.register(Box::new(active_connections.clone()))?;
+        let config_reloads = counter_vec(
+            &r,
+            "warden_config_reloads_total",
+            "Config reloads, by result.",
+            &["result"],
+        )?;
+        let audit_records =
+            IntCounter::new("warden_audit_records_total", "Audit records written.")?;
+        r.register(Box::new(audit_records.clone()))?;
+        let connections_refused = IntCounter::new(
+            "warden_connections_refused_total",
+            "Connections closed at accept because max_connections was reached.",
+        )?;
+        r.register(Box::new(connections_refused.clone()))?;
+        // Series that exist from the start, so dashboards and alerts see zeros, not gaps.
+        for result in ["ok", "error"] {
+            config_reloads.with_label_values(&[result]);
+        }
+        tls_handshakes.with_label_values(&["ok", "ok"]);
+        Ok(Metrics {
+            registry: r,
+            requests,
+            request_duration,
+            upstream_duration,
+            agent_bytes,
+            anomaly_score,
+            quarantined,
+            tls_handshakes,
+            active_connections,
+            config_reloads,
+            audit_records,
+            connections_refused,
+            series_agents: DashSet::new(),
+            series_count: AtomicUsize::new(0),
+            max_agent_series: AtomicUsize::new(max_agent_series.max(1)),
+        })
+    }
+
+    pub fn set_max_agent_series(&self, n: usize) {
+        self.max_agent_series.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// The label an agent's series use: its id while under the cap, else `__other__`. Called once
+    /// per agent (the result is kept in its runtime state), not per request.
+    pub fn agent_label(&self, agent: &str) -> Arc<str> {
+        if let Some(a) = self.series_agents.get(agent) {
+            return a.clone();
+        }
+        let max = self.max_agent_series.load(Ordering::Relaxed);
+        if self.series_count.fetch_add(1, Ordering::Relaxed) >= max {
+            self.series_count.fetch_sub(1, Ordering::Relaxed);
+            return OTHER_AGENT.into();
+        }
+        let id: Arc<str> = agent.into();
+        if !self.series_agents.insert(id.clone()) {
+            self.series_count.fetch_sub(1, Ordering::Relaxed);
+        }
+        id
+    }
+
+    /// The `method` label: standard methods by name, anything else `OTHER` (bounded).
+    pub fn method_label(method: &http::Method) -> &'static str {
+        match *method {
+            http::Method::GET => "GET",
+            http::Method::HEAD => "HEAD",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::DELETE => "DELETE",
+            http::Method::PATCH => "PATCH",
+            http::Method::OPTIONS => "OPTIONS",
+            _ => "OTHER",
+        }
+    }
+
+    pub fn status_class(status: u16) -> &'static str {
+        match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_series_are_bounded() {
+        let m = Metrics::new(3).unwrap();
+        let labels: Vec<_> = (0..10).map(|i| m.agent_label(&format!("a{i}"))).collect();
+        assert_eq!(
+            labels.iter().filter(|l| l.as_ref() == OTHER_AGENT).count(),
+            7
+        );
+        assert_eq!(m.agent_label("a0").as_ref(), "a0");
+        assert_eq!(m.agent_label("a9").as_ref(), OTHER_AGENT);
+    }
+
+    #[test]
+    fn renders_contract_names() {
+        let m = Metrics::new(10).unwrap();
+        m.requests
+            .with_label_values(&["a", "inv", "GET", "allow", "ok", "2xx"])
+            .inc();
+        m.active_connections.set(2);
+        let text = m.render();
+        for name in [
+            "warden_requests_total",
+            "warden_tls_handshakes_total",
+            "warden_active_connections",
+            "warden_config_reloads_total",
+        ] {
+            assert!(text.contains(name), "{name} missing");
+        }
+    }
+}

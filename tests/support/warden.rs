@@ -1,0 +1,165 @@
+//! Starting warden for a test: in-process through `warden::app::start`, or as the real binary
+//! when the test needs signals.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use warden::app::{start, Running, StartOptions};
+use warden::clock::Clock;
+
+use super::pki::{TestPki, TRUST_DOMAIN};
+
+/// The common head of a test config: listeners on port 0 and the test PKI; `rest` is appended.
+pub fn config_yaml(pki: &TestPki, rest: &str) -> String {
+    format!(
+        r#"listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+tls:
+  cert: {cert}
+  key: {key}
+  client_ca: {ca}
+  crl: [{crl}]
+identity:
+  trust_domain: {TRUST_DOMAIN}
+{rest}"#,
+        cert = pki.server_cert.display(),
+        key = pki.server_key.display(),
+        ca = pki.ca_path.display(),
+        crl = pki.crl_path.display(),
+    )
+}
+
+pub struct TestWarden {
+    pub running: Running,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub config_path: PathBuf,
+}
+
+impl TestWarden {
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    pub fn metrics(&self) -> String {
+        self.running.runtime.metrics.render()
+    }
+
+    /// Reloads from the config file as SIGHUP would.
+    pub fn reload(&self) -> Result<u64, Vec<warden::config::load::ConfigError>> {
+        self.running.runtime.config.reload()
+    }
+}
+
+pub fn write_config(pki: &TestPki, name: &str, yaml: &str) -> PathBuf {
+    let path = pki.path().join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Writes `yaml` as the config and starts warden in this process.
+pub async fn start_warden(pki: &TestPki, yaml: &str) -> TestWarden {
+    start_warden_with(pki, yaml, Clock::system()).await
+}
+
+pub async fn start_warden_with(pki: &TestPki, yaml: &str, clock: Clock) -> TestWarden {
+    super::init_crypto();
+    let config_path = write_config(pki, "warden.yaml", yaml);
+    let running = start(&config_path, StartOptions { clock, watch_files: false })
+        .await
+        .unwrap_or_else(|e| panic!("warden did not start: {e}"));
+    let addr = running.agent_addr;
+    let admin = running.admin_addr.expect("admin listener");
+    TestWarden { running, addr, admin, config_path }
+}
+
+/// The real binary, serving `config`.
+pub struct WardenProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub stderr_lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl WardenProcess {
+    pub fn spawn(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("WARDEN_LOG", "warden=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn warden");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("warden serving") {
+                    let _ = tx.send(line.clone());
+                }
+                keep.lock().unwrap().push(line);
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("warden did not start: {:?}", lines.lock().unwrap());
+        });
+        let field = |name: &str| -> Option<SocketAddr> {
+            let start = line.find(name)? + name.len();
+            let rest = &line[start..];
+            let end = rest.find(|c: char| c == ')' || c.is_whitespace()).unwrap_or(rest.len());
+            rest[..end].parse().ok()
+        };
+        let addr = field("agent_addr=").expect("agent address in the log");
+        let admin = field("admin=Some(");
+        WardenProcess { child, addr, admin, stderr_lines: lines }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill").args(["-s", sig, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for WardenProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A plain HTTP/1.1 request to the admin listener.
+pub async fn admin_request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!("{method} {path} HTTP/1.1\r\nhost: admin\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tcp.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
