@@ -112,9 +112,7 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
         shutdown_rx,
         DRAIN_TIMEOUT,
     )));
-    if opts.watch_files {
-        spawn_reloaders(handle);
-    }
+    spawn_reloaders(handle, opts.watch_files);
     tracing::info!(%agent_addr, admin = ?admin_addr, mode = ?snap.mode, "warden serving");
     Ok(Running {
         agent_addr,
@@ -136,8 +134,8 @@ fn join_error(config: &Path, e: tokio::task::JoinError) -> ConfigError {
 }
 
 /// `warden serve`: runs until SIGTERM or Ctrl-C, then drains and returns.
-pub async fn serve(config: &Path) -> Result<(), AppError> {
-    let running = start(config, StartOptions::default()).await?;
+pub async fn serve(config: &Path, watch_files: bool) -> Result<(), AppError> {
+    let running = start(config, StartOptions { clock: Clock::system(), watch_files }).await?;
     wait_for_termination().await;
     tracing::info!("shutting down: draining in-flight requests");
     running.shutdown().await;

@@ -28,6 +28,9 @@ enum Command {
     Serve {
         #[arg(long, default_value = "config/warden.yaml")]
         config: PathBuf,
+        /// Reload only on SIGHUP or `POST /reload`, not when a watched file changes.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Validate a config without serving.
     Check {
@@ -71,10 +74,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
-        Command::Serve { config } => {
+        Command::Serve { config, no_watch } => {
             init_logging();
             run_async(async move {
-                match warden::app::serve(&config).await {
+                match warden::app::serve(&config, !no_watch).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("warden: {e}");

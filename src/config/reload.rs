@@ -117,7 +117,7 @@ impl ConfigHandle {
 
 /// Reloads on SIGHUP and whenever a watched file changes (editors and ConfigMaps replace files
 /// by rename, so the parent directories are watched, not the files).
-pub fn spawn_reloaders(handle: Arc<ConfigHandle>) {
+pub fn spawn_reloaders(handle: Arc<ConfigHandle>, watch_files: bool) {
     #[cfg(unix)]
     {
         let h = handle.clone();
@@ -134,7 +134,9 @@ pub fn spawn_reloaders(handle: Arc<ConfigHandle>) {
             }
         });
     }
-    spawn_file_watcher(handle);
+    if watch_files {
+        spawn_file_watcher(handle);
+    }
 }
 
 fn spawn_file_watcher(handle: Arc<ConfigHandle>) {

@@ -87,9 +87,14 @@ pub struct WardenProcess {
 
 impl WardenProcess {
     pub fn spawn(config: &Path) -> Self {
+        Self::spawn_with(config, &[])
+    }
+
+    pub fn spawn_with(config: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .args(["serve", "--config"])
             .arg(config)
+            .args(extra)
             .env("WARDEN_LOG", "warden=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

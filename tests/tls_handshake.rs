@@ -1,0 +1,74 @@
+//! Step 1 of the decision order: handshakes warden refuses, each counted by reason.
+
+mod support;
+
+use std::time::Duration;
+
+use support::client::{client_config, AgentClient};
+use support::fixture::Standard;
+use support::pki::{agent_id, TestPki};
+use warden::certs::pki::LeafOptions;
+
+fn handshakes(metrics: &str, reason: &str) -> u64 {
+    let key = format!(r#"warden_tls_handshakes_total{{reason="{reason}",result="error"}} "#);
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn refused_handshakes_are_refused_and_counted() {
+    let s = Standard::start().await;
+    let addr = s.warden.addr;
+    let id = agent_id("inventory-bot");
+    let foreign = TestPki::new();
+    let hour = Duration::from_secs(3600);
+    let cases: Vec<(&str, AgentClient)> = vec![
+        ("no_client_cert", AgentClient::with_config(client_config(&s.pki, None, &[b"http/1.1"]), addr)),
+        ("expired", AgentClient::new(&s.pki, &s.pki.issue("expired", &LeafOptions::new(&id).expired(hour)), addr)),
+        (
+            "not_yet_valid",
+            AgentClient::new(&s.pki, &s.pki.issue("future", &LeafOptions::new(&id).not_yet_valid(hour)), addr),
+        ),
+        ("unknown_ca", AgentClient::new(&s.pki, &foreign.agent("inventory-bot"), addr)),
+        (
+            "bad_eku",
+            AgentClient::new(&s.pki, &s.pki.issue("noeku", &LeafOptions::new(&id).without_client_auth()), addr),
+        ),
+    ];
+    for (reason, client) in &cases {
+        assert!(client.handshake_refused().await, "{reason}: handshake was accepted");
+    }
+    // The revoked case needs the CRL reloaded.
+    let revoked = s.pki.agent("inventory-bot");
+    let client = AgentClient::new(&s.pki, &revoked, addr);
+    assert_eq!(client.get("/inventory/items").await.status, 200);
+    s.pki.revoke(&[&revoked]);
+    s.warden.reload().expect("reload");
+    assert!(client.handshake_refused().await, "revoked: handshake was accepted");
+
+    let m = s.warden.metrics();
+    for reason in ["no_client_cert", "expired", "not_yet_valid", "unknown_ca", "bad_eku", "revoked"] {
+        assert!(handshakes(&m, reason) >= 1, "{reason} not counted:\n{m}");
+    }
+    // A fresh certificate for the same agent still works.
+    let fresh = AgentClient::new(&s.pki, &s.pki.agent("inventory-bot"), addr);
+    assert_eq!(fresh.get("/inventory/items").await.status, 200);
+}
+
+#[tokio::test]
+async fn alpn_offers_h2_and_http1() {
+    let s = Standard::start().await;
+    let cert = s.agent("inventory-bot");
+    let h2 = AgentClient::h2(&s.pki, &cert, s.warden.addr);
+    let tls = h2.connect().await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let r = h2.get("/inventory/items").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.inventory.recorder.last().unwrap().target, "/inventory/items");
+    let h1 = AgentClient::new(&s.pki, &cert, s.warden.addr);
+    let tls = h1.connect().await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+}
