@@ -1,6 +1,27 @@
 //! Path normalisation: the one reading of a request target that is both authorised and forwarded.
+//!
+//! Proxies and upstreams that read one path two ways are the oldest authorisation bypass there is
+//! (`%2e%2e`, `%2f`, `..;/`, `%252e`, overlong UTF-8, backslashes). warden therefore produces a
+//! single normal form, judges that form and forwards exactly that form; any shape a common server
+//! could read as a different path is refused rather than guessed at.
+//!
+//! The normal form of a path:
+//! - starts with `/`, has no empty segments (repeated slashes are merged) and no dot segments;
+//! - keeps a trailing slash when the target had one (or ended in a dot segment);
+//! - holds percent-escapes of unreserved characters (ALPHA DIGIT `-._~`) decoded, every other escape
+//!   kept with upper-case hex, and raw characters that URIs never allow unencoded
+//!   (`"<>[]^`{|}`) percent-encoded;
+//! - never changes the case of anything else.
 
 use thiserror::Error;
+
+#[cfg(test)]
+mod tests;
+
+/// Longest request target accepted, in bytes (path and query together).
+pub const MAX_TARGET_LEN: usize = 8 * 1024;
+/// Most path segments accepted, counting every non-empty segment as received (dot segments too).
+pub const MAX_SEGMENTS: usize = 128;
 
 /// A request target in the one form warden judges and forwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,23 +42,352 @@ impl NormalizedTarget {
     }
 }
 
+/// Why a request target was refused. Every variant maps to `400 bad_request`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PathError {
     #[error("the request target is not an absolute path")]
     NotAbsolute,
+    #[error("the request target is longer than {MAX_TARGET_LEN} bytes")]
+    TooLong,
+    #[error("the path has more than {MAX_SEGMENTS} segments")]
+    TooManySegments,
+    #[error("the request target carries a fragment (`#`)")]
+    Fragment,
+    #[error("the path contains a backslash")]
+    Backslash,
+    #[error("the path contains an encoded slash (%2F)")]
+    EncodedSlash,
+    #[error("the path contains an encoded backslash (%5C)")]
+    EncodedBackslash,
+    #[error("the path contains an encoded NUL (%00)")]
+    EncodedNul,
+    #[error("the request target contains a control character, raw or encoded")]
+    ControlCharacter,
+    #[error("the request target contains a raw space")]
+    Space,
+    #[error("the request target contains a non-ASCII byte")]
+    NonAscii,
+    #[error("the request target contains an invalid or truncated percent-escape")]
+    InvalidEscape,
+    #[error("the path is percent-encoded twice (%25 followed by hex digits)")]
+    DoubleEncoding,
+    #[error("the decoded path is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("the path contains a `;` path parameter, raw or encoded")]
+    PathParameter,
+    #[error("the path climbs above the root with `..`")]
+    AboveRoot,
+    #[error("a path segment ends in a dot or a space")]
+    TrailingDotOrSpace,
 }
 
 /// Normalises an origin-form target (`/path?query`).
+///
+/// The query is kept byte for byte; it is only checked for a raw `#`, invalid escapes, control
+/// characters, spaces and non-ASCII bytes, which no well-formed client sends and which upstreams
+/// read in incompatible ways.
 pub fn normalize_target(raw: &str) -> Result<NormalizedTarget, PathError> {
-    if !raw.starts_with('/') {
-        return Err(PathError::NotAbsolute);
+    if raw.len() > MAX_TARGET_LEN {
+        return Err(PathError::TooLong);
     }
     let (path, query) = match raw.split_once('?') {
-        Some((p, q)) => (p, Some(q.to_string())),
+        Some((p, q)) => (p, Some(q)),
         None => (raw, None),
     };
-    Ok(NormalizedTarget {
-        path: path.to_string(),
-        query,
-    })
+    let path = normalize_path(path)?;
+    let query = match query {
+        Some(q) => {
+            check_query(q)?;
+            Some(q.to_owned())
+        }
+        None => None,
+    };
+    Ok(NormalizedTarget { path, query })
+}
+
+/// The segments of a normalised path, in order. Empty segments are skipped, so a trailing slash
+/// yields no segment of its own (`/a/` and `/a` both yield `["a"]`, `/` yields nothing); callers that
+/// care about the trailing slash look at `path.ends_with('/')`.
+pub fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+fn normalize_path(path: &str) -> Result<String, PathError> {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let mut b = Builder::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'/' => {
+                b.end_segment()?;
+                i += 1;
+            }
+            b'%' => {
+                let v = decode_escape(bytes, i)?;
+                b.push_decoded(v)?;
+                i += 3;
+            }
+            _ => {
+                b.push_raw(c)?;
+                i += 1;
+            }
+        }
+    }
+    b.finish()
+}
+
+/// The byte a `%XY` escape at `at` stands for.
+fn decode_escape(bytes: &[u8], at: usize) -> Result<u8, PathError> {
+    match (bytes.get(at + 1), bytes.get(at + 2)) {
+        (Some(&h), Some(&l)) => match (hex_value(h), hex_value(l)) {
+            (Some(h), Some(l)) => Ok(h << 4 | l),
+            _ => Err(PathError::InvalidEscape),
+        },
+        _ => Err(PathError::InvalidEscape),
+    }
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn is_unreserved(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Printable ASCII that RFC 3986 never allows raw in a path; encoding them gives one spelling.
+fn needs_encoding(c: u8) -> bool {
+    matches!(
+        c,
+        b'"' | b'<' | b'>' | b'[' | b']' | b'^' | b'`' | b'{' | b'|' | b'}'
+    )
+}
+
+/// Rejections shared by raw and decoded bytes.
+fn check_byte(c: u8) -> Result<(), PathError> {
+    match c {
+        b'\\' => Err(PathError::Backslash),
+        b';' => Err(PathError::PathParameter),
+        b'#' => Err(PathError::Fragment),
+        b' ' => Err(PathError::Space),
+        0x00..=0x1F | 0x7F => Err(PathError::ControlCharacter),
+        0x80..=0xFF => Err(PathError::NonAscii),
+        _ => Ok(()),
+    }
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Builds the normal form segment by segment into one buffer.
+///
+/// `out` always holds `/seg/seg...` without a trailing slash; the segment being read sits after
+/// `seg_start`. A finished segment is either kept, dropped (empty or `.`) or pops its parent (`..`).
+struct Builder {
+    out: String,
+    seg_start: usize,
+    /// The last decoded byte of the current segment: a segment may not end in `.` or space.
+    last: Option<u8>,
+    trailing_slash: bool,
+    segments: usize,
+    utf8: Utf8Validator,
+}
+
+impl Builder {
+    fn with_capacity(len: usize) -> Self {
+        let mut out = String::with_capacity(len + 1);
+        out.push('/');
+        Builder {
+            out,
+            seg_start: 1,
+            last: None,
+            trailing_slash: false,
+            segments: 0,
+            utf8: Utf8Validator::default(),
+        }
+    }
+
+    fn push_raw(&mut self, c: u8) -> Result<(), PathError> {
+        check_byte(c)?;
+        self.utf8.feed(c)?;
+        self.last = Some(c);
+        if needs_encoding(c) {
+            self.push_escape(c);
+        } else {
+            self.out.push(char::from(c));
+        }
+        Ok(())
+    }
+
+    /// A `%25` stays `%25`; whether it starts a double encoding is judged on the output, see
+    /// `check_double_encoding`.
+    fn push_decoded(&mut self, v: u8) -> Result<(), PathError> {
+        match v {
+            b'/' => return Err(PathError::EncodedSlash),
+            b'\\' => return Err(PathError::EncodedBackslash),
+            0x00 => return Err(PathError::EncodedNul),
+            0x01..=0x1F | 0x7F => return Err(PathError::ControlCharacter),
+            b';' => return Err(PathError::PathParameter),
+            _ => {}
+        }
+        self.utf8.feed(v)?;
+        self.last = Some(v);
+        if is_unreserved(v) {
+            self.out.push(char::from(v));
+        } else {
+            self.push_escape(v);
+        }
+        Ok(())
+    }
+
+    fn push_escape(&mut self, v: u8) {
+        self.out.push('%');
+        self.out.push(char::from(HEX_UPPER[usize::from(v >> 4)]));
+        self.out.push(char::from(HEX_UPPER[usize::from(v & 0x0F)]));
+    }
+
+    /// Called at every `/` and at the end of the path.
+    fn end_segment(&mut self) -> Result<(), PathError> {
+        self.utf8.feed(b'/')?;
+        let seg = &self.out[self.seg_start..];
+        if seg.is_empty() {
+            // A merged slash. Right after the root it changes nothing: `/` is `/` already.
+            if self.seg_start > 1 {
+                self.trailing_slash = true;
+            }
+            return Ok(());
+        }
+        self.segments += 1;
+        if self.segments > MAX_SEGMENTS {
+            return Err(PathError::TooManySegments);
+        }
+        match seg {
+            "." => self.pop_to(self.seg_start - 1),
+            ".." => {
+                let parent_end = self.seg_start - 1;
+                if parent_end == 0 {
+                    return Err(PathError::AboveRoot);
+                }
+                let parent_start = self.out[..parent_end].rfind('/').unwrap_or(0);
+                self.pop_to(parent_start);
+            }
+            _ => {
+                if matches!(self.last, Some(b'.' | b' ')) {
+                    return Err(PathError::TrailingDotOrSpace);
+                }
+                self.trailing_slash = false;
+            }
+        }
+        self.out.push('/');
+        self.seg_start = self.out.len();
+        self.last = None;
+        Ok(())
+    }
+
+    /// Drops everything from `at` (the `/` before a segment) and marks a trailing slash, as
+    /// RFC 3986 section 5.2.4 does for a path ending in a dot segment.
+    fn pop_to(&mut self, at: usize) {
+        self.out.truncate(at);
+        self.trailing_slash = true;
+    }
+
+    fn finish(mut self) -> Result<String, PathError> {
+        self.end_segment()?;
+        // `end_segment` left a `/` after the last kept segment; it stays only for a trailing slash.
+        if !self.trailing_slash && self.out.len() > 1 {
+            self.out.pop();
+        }
+        if self.out.is_empty() {
+            self.out.push('/');
+        }
+        self.check_double_encoding()?;
+        Ok(self.out)
+    }
+
+    /// `%25` followed by two hex digits reads as another byte to a server that decodes twice
+    /// (IIS). Mixed spellings such as `%25%32%65` only become `%252e` after decoding, so the check
+    /// runs on the output, which is also exactly what a second normalisation would see.
+    fn check_double_encoding(&self) -> Result<(), PathError> {
+        let out = self.out.as_bytes();
+        let found = out.windows(5).any(|w| {
+            w[0] == b'%'
+                && w[1] == b'2'
+                && w[2] == b'5'
+                && hex_value(w[3]).is_some()
+                && hex_value(w[4]).is_some()
+        });
+        if found {
+            Err(PathError::DoubleEncoding)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// An incremental UTF-8 check over the decoded path bytes (RFC 3629 table), so overlong forms
+/// such as `%C0%AE` and surrogates are refused without decoding into a second buffer.
+#[derive(Default)]
+struct Utf8Validator {
+    /// Continuation bytes still expected.
+    need: u8,
+    /// The range the next continuation byte must fall in.
+    lo: u8,
+    hi: u8,
+}
+
+impl Utf8Validator {
+    fn feed(&mut self, c: u8) -> Result<(), PathError> {
+        if self.need > 0 {
+            if c < self.lo || c > self.hi {
+                return Err(PathError::InvalidUtf8);
+            }
+            self.need -= 1;
+            self.lo = 0x80;
+            self.hi = 0xBF;
+            return Ok(());
+        }
+        let (need, lo, hi) = match c {
+            0x00..=0x7F => return Ok(()),
+            0xC2..=0xDF => (1, 0x80, 0xBF),
+            0xE0 => (2, 0xA0, 0xBF),
+            0xE1..=0xEC | 0xEE..=0xEF => (2, 0x80, 0xBF),
+            0xED => (2, 0x80, 0x9F),
+            0xF0 => (3, 0x90, 0xBF),
+            0xF1..=0xF3 => (3, 0x80, 0xBF),
+            0xF4 => (3, 0x80, 0x8F),
+            _ => return Err(PathError::InvalidUtf8),
+        };
+        self.need = need;
+        self.lo = lo;
+        self.hi = hi;
+        Ok(())
+    }
+}
+
+fn check_query(q: &str) -> Result<(), PathError> {
+    let bytes = q.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                decode_escape(bytes, i)?;
+                i += 3;
+            }
+            // `\` and `;` mean nothing special in a query.
+            b'\\' | b';' => i += 1,
+            c => {
+                check_byte(c)?;
+                i += 1;
+            }
+        }
+    }
+    Ok(())
 }
