@@ -135,7 +135,14 @@ fn join_error(config: &Path, e: tokio::task::JoinError) -> ConfigError {
 
 /// `warden serve`: runs until SIGTERM or Ctrl-C, then drains and returns.
 pub async fn serve(config: &Path, watch_files: bool) -> Result<(), AppError> {
-    let running = start(config, StartOptions { clock: Clock::system(), watch_files }).await?;
+    let running = start(
+        config,
+        StartOptions {
+            clock: Clock::system(),
+            watch_files,
+        },
+    )
+    .await?;
     wait_for_termination().await;
     tracing::info!("shutting down: draining in-flight requests");
     running.shutdown().await;

@@ -30,7 +30,11 @@ async fn allowed_request_reaches_the_upstream_as_authorised() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let seen = s.inventory.recorder.last().expect("upstream saw the request");
+    let seen = s
+        .inventory
+        .recorder
+        .last()
+        .expect("upstream saw the request");
     assert_eq!(seen.target, "/inventory/items/42?q=1");
     let h = &seen.headers;
     assert_eq!(h["x-warden-agent"], agent_id("inventory-bot").as_str());
@@ -39,7 +43,12 @@ async fn allowed_request_reaches_the_upstream_as_authorised() {
     assert_eq!(h["x-keep-me"], "yes");
     assert_ne!(h["x-request-id"], "forged");
     assert_eq!(h["x-request-id"], r.headers["x-request-id"]);
-    for gone in ["x-agent-id", "x_forwarded_user", "x-forwarded-client-cert", "x-internal-debug"] {
+    for gone in [
+        "x-agent-id",
+        "x_forwarded_user",
+        "x-forwarded-client-cert",
+        "x-internal-debug",
+    ] {
         assert!(!h.contains_key(gone), "{gone} reached the upstream");
     }
     assert_eq!(h.get_all("x-warden-agent").iter().count(), 1);
@@ -59,7 +68,10 @@ async fn connection_named_headers_cannot_strip_warden_headers() {
         .await;
     assert_eq!(raw_status(&raw), 200, "{raw}");
     let seen = s.inventory.recorder.last().unwrap();
-    assert_eq!(seen.headers["x-warden-agent"], agent_id("inventory-bot").as_str());
+    assert_eq!(
+        seen.headers["x-warden-agent"],
+        agent_id("inventory-bot").as_str()
+    );
     assert!(seen.headers.contains_key("x-warden-roles"));
     assert!(!seen.headers.contains_key("x-forwarded-user"));
 }
@@ -72,18 +84,60 @@ async fn every_policy_refusal_has_its_status_and_reason() {
     let cases: Vec<(&AgentClient, &str, &str, &[(&str, &str)], u16, &str)> = vec![
         (&inv, "GET", "/inventory/admin/users", &[], 403, "denied"),
         (&inv, "GET", "/inventory/ADMIN/users", &[], 403, "denied"),
-        (&inv, "DELETE", "/inventory/items/1", &[], 403, "no_matching_rule"),
-        (&inv, "POST", "/inventory/orders", &[], 403, "no_matching_rule"),
-        (&inv, "POST", "/inventory/orders", &[("x-purpose", "restock")], 200, ""),
+        (
+            &inv,
+            "DELETE",
+            "/inventory/items/1",
+            &[],
+            403,
+            "no_matching_rule",
+        ),
+        (
+            &inv,
+            "POST",
+            "/inventory/orders",
+            &[],
+            403,
+            "no_matching_rule",
+        ),
+        (
+            &inv,
+            "POST",
+            "/inventory/orders",
+            &[("x-purpose", "restock")],
+            200,
+            "",
+        ),
         (&inv, "PUT", "/inventory/items/7", &[], 200, ""),
-        (&staging, "PUT", "/inventory/items/7", &[], 403, "no_matching_rule"),
+        (
+            &staging,
+            "PUT",
+            "/inventory/items/7",
+            &[],
+            403,
+            "no_matching_rule",
+        ),
         (&inv, "GET", "/payroll/salaries", &[], 403, "segmentation"),
-        (&inv, "GET", "/inventory/%2e%2e/payroll/salaries", &[], 403, "segmentation"),
+        (
+            &inv,
+            "GET",
+            "/inventory/%2e%2e/payroll/salaries",
+            &[],
+            403,
+            "segmentation",
+        ),
         (&inv, "GET", "/nothing/here", &[], 404, "no_route"),
         (&inv, "GET", "/inventoryx", &[], 404, "no_route"),
         (&inv, "GET", "/inventory/a%2fb", &[], 400, "bad_request"),
         (&inv, "GET", "/inventory/..;/admin", &[], 400, "bad_request"),
-        (&inv, "GET", "/inventory/%252e%252e/admin", &[], 400, "bad_request"),
+        (
+            &inv,
+            "GET",
+            "/inventory/%252e%252e/admin",
+            &[],
+            400,
+            "bad_request",
+        ),
         (&inv, "GET", "/dead/x", &[], 502, "upstream_unavailable"),
     ];
     for (client, method, path, headers, status, reason) in cases {
@@ -92,8 +146,15 @@ async fn every_policy_refusal_has_its_status_and_reason() {
         assert_eq!(r.error(), reason, "{method} {path}");
         if status >= 400 {
             let body = r.json();
-            assert_eq!(body.as_object().unwrap().len(), 2, "refusal body reveals nothing else: {body}");
-            assert_eq!(body["request_id"].as_str().unwrap(), r.headers["x-request-id"].to_str().unwrap());
+            assert_eq!(
+                body.as_object().unwrap().len(),
+                2,
+                "refusal body reveals nothing else: {body}"
+            );
+            assert_eq!(
+                body["request_id"].as_str().unwrap(),
+                r.headers["x-request-id"].to_str().unwrap()
+            );
         }
     }
     // Nothing refused ever reached an upstream: only the three allowed requests did.
@@ -105,15 +166,23 @@ async fn every_policy_refusal_has_its_status_and_reason() {
 async fn host_selects_among_routes_and_absolute_form_must_name_a_route_host() {
     let s = Standard::start().await;
     let pay = s.client("payroll-bot");
-    let r = pay.request("GET", "/", &[("host", "PAYROLL.internal.")], "").await;
+    let r = pay
+        .request("GET", "/", &[("host", "PAYROLL.internal.")], "")
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.payroll.recorder.last().unwrap().target, "/");
     let raw = pay
-        .raw(b"GET http://evil.internal/payroll/x HTTP/1.1\r\nhost: evil.internal\r\n\r\n", std::time::Duration::from_millis(500))
+        .raw(
+            b"GET http://evil.internal/payroll/x HTTP/1.1\r\nhost: evil.internal\r\n\r\n",
+            std::time::Duration::from_millis(500),
+        )
         .await;
     assert_eq!(raw_status(&raw), 400, "{raw}");
     let raw = pay
-        .raw(b"GET http://payroll.internal/x HTTP/1.1\r\nhost: other.internal\r\n\r\n", std::time::Duration::from_millis(500))
+        .raw(
+            b"GET http://payroll.internal/x HTTP/1.1\r\nhost: other.internal\r\n\r\n",
+            std::time::Duration::from_millis(500),
+        )
         .await;
     assert_eq!(raw_status(&raw), 400, "{raw}");
 }
@@ -125,19 +194,49 @@ async fn identity_refusals() {
     let addr = s.warden.addr;
     let mk = |name: &str, o: LeafOptions| AgentClient::new(&s.pki, &s.pki.issue(name, &o), addr);
     let cases = [
-        (mk("unknown", LeafOptions::new(agent_id("stranger"))), 403, "unknown_agent"),
-        (mk("nosan", LeafOptions::new(agent_id("inventory-bot")).without_uri_san()), 403, "no_identity"),
-        (mk("foreign", LeafOptions::new("spiffe://evil.org/agent/inventory-bot")), 403, "no_identity"),
         (
-            mk("two", LeafOptions::new(agent_id("inventory-bot")).extra_uri_san(agent_id("payroll-bot"))),
+            mk("unknown", LeafOptions::new(agent_id("stranger"))),
+            403,
+            "unknown_agent",
+        ),
+        (
+            mk(
+                "nosan",
+                LeafOptions::new(agent_id("inventory-bot")).without_uri_san(),
+            ),
             403,
             "no_identity",
         ),
-        (mk("fleet", LeafOptions::new(agent_id("support/alice"))), 200, ""),
+        (
+            mk(
+                "foreign",
+                LeafOptions::new("spiffe://evil.org/agent/inventory-bot"),
+            ),
+            403,
+            "no_identity",
+        ),
+        (
+            mk(
+                "two",
+                LeafOptions::new(agent_id("inventory-bot")).extra_uri_san(agent_id("payroll-bot")),
+            ),
+            403,
+            "no_identity",
+        ),
+        (
+            mk("fleet", LeafOptions::new(agent_id("support/alice"))),
+            200,
+            "",
+        ),
     ];
     for (client, status, reason) in cases {
         let r = client.get("/payroll/x").await;
-        assert_eq!((r.status, r.error().as_str()), (status, reason), "{}", r.text());
+        assert_eq!(
+            (r.status, r.error().as_str()),
+            (status, reason),
+            "{}",
+            r.text()
+        );
     }
 }
 
@@ -151,7 +250,10 @@ async fn rate_limit_answers_429_with_retry_after() {
         let r = c.get("/inventory/items").await;
         if r.status == 429 {
             assert_eq!(r.error(), "rate_limited");
-            retry_after = r.headers.get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            retry_after = r
+                .headers
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
         }
         statuses.push(r.status);
     }
@@ -166,7 +268,13 @@ async fn quarantine_from_the_admin_api() {
     let c = s.client("inventory-bot");
     assert_eq!(c.get("/inventory/items").await.status, 200);
     let id = agent_id("inventory-bot");
-    let (status, body) = admin_request(s.warden.admin, "POST", &format!("/agents/{id}/quarantine"), None).await;
+    let (status, body) = admin_request(
+        s.warden.admin,
+        "POST",
+        &format!("/agents/{id}/quarantine"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let r = c.get("/inventory/items").await;
     assert_eq!((r.status, r.error().as_str()), (403, "quarantined"));
@@ -176,7 +284,13 @@ async fn quarantine_from_the_admin_api() {
     assert_eq!(v["quarantined"], true);
     assert_eq!(v["requests"], 2);
     assert_eq!(v["denials"], 1);
-    let (status, _) = admin_request(s.warden.admin, "DELETE", &format!("/agents/{id}/quarantine"), None).await;
+    let (status, _) = admin_request(
+        s.warden.admin,
+        "DELETE",
+        &format!("/agents/{id}/quarantine"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(c.get("/inventory/items").await.status, 200);
 }
@@ -203,8 +317,14 @@ async fn shadow_mode_forwards_and_records_shadow_deny() {
     assert_eq!(c.get("/inventory/a%2fb").await.status, 400);
     assert_eq!(c.get("/nowhere").await.status, 404);
     let m = s.warden.metrics();
-    assert!(m.contains(r#"decision="shadow_deny",method="GET",reason="denied""#), "{m}");
-    assert!(m.contains(r#"decision="shadow_deny",method="GET",reason="segmentation""#), "{m}");
+    assert!(
+        m.contains(r#"decision="shadow_deny",method="GET",reason="denied""#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"decision="shadow_deny",method="GET",reason="segmentation""#),
+        "{m}"
+    );
 }
 
 #[tokio::test]

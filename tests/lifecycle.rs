@@ -17,7 +17,13 @@ use support::warden::{config_yaml, write_config, WardenProcess};
 fn policies(pki: &TestPki, inventory: &str) -> (String, String) {
     let p = standard_policy(inventory, inventory, dead_addr(), "");
     let open = config_yaml(pki, &p);
-    let closed = config_yaml(pki, &p.replace("paths: [\"/inventory/**\"]", "paths: [\"/inventory/public/**\"]"));
+    let closed = config_yaml(
+        pki,
+        &p.replace(
+            "paths: [\"/inventory/**\"]",
+            "paths: [\"/inventory/public/**\"]",
+        ),
+    );
     (open, closed)
 }
 
@@ -46,8 +52,10 @@ async fn a_file_change_reloads_the_binary() {
     let tmp = pki.path().join("warden.yaml.tmp");
     std::fs::write(&tmp, &closed).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
-    assert!(wait_for_status(&c, "/inventory/items", 403).await, "file change did not reload");
-
+    assert!(
+        wait_for_status(&c, "/inventory/items", 403).await,
+        "file change did not reload"
+    );
 }
 
 #[tokio::test]
@@ -61,9 +69,16 @@ async fn sighup_reloads_the_binary() {
     assert_eq!(c.get("/inventory/items").await.status, 200);
     std::fs::write(&path, &closed).unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(c.get("/inventory/items").await.status, 200, "reloaded without a signal");
+    assert_eq!(
+        c.get("/inventory/items").await.status,
+        200,
+        "reloaded without a signal"
+    );
     w.signal("HUP");
-    assert!(wait_for_status(&c, "/inventory/items", 403).await, "SIGHUP did not reload");
+    assert!(
+        wait_for_status(&c, "/inventory/items", 403).await,
+        "SIGHUP did not reload"
+    );
 }
 
 #[tokio::test]
@@ -75,32 +90,66 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let mut w = WardenProcess::spawn(&path);
     let c = AgentClient::new(&pki, &pki.agent("inventory-bot"), w.addr);
     let resp = c
-        .send_streaming(Request::get("/inventory/sse").body(Full::new(Bytes::new())).unwrap())
+        .send_streaming(
+            Request::get("/inventory/sse")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     w.signal("TERM");
-    let body = resp.into_body().collect().await.expect("stream completed during drain").to_bytes();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("stream completed during drain")
+        .to_bytes();
     assert_eq!(body.len(), "data: event 0\n\n".len() * 3);
-    let code = tokio::task::spawn_blocking(move || w.wait_exit(Duration::from_secs(10))).await.unwrap();
+    let code = tokio::task::spawn_blocking(move || w.wait_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
     assert_eq!(code, Some(0));
 }
 
 #[test]
 fn check_accepts_a_good_config_and_locates_errors() {
     let pki = TestPki::new();
-    let good = config_yaml(&pki, &standard_policy("http://127.0.0.1:9", "http://127.0.0.1:9", dead_addr(), ""));
+    let good = config_yaml(
+        &pki,
+        &standard_policy("http://127.0.0.1:9", "http://127.0.0.1:9", dead_addr(), ""),
+    );
     let path = write_config(&pki, "good.yaml", &good);
-    let out = Command::new(env!("CARGO_BIN_EXE_warden")).args(["check", "--config"]).arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 
-    let bad = good.replace("upstream: payroll\n  - path_prefix: /dead", "upstream: payrol\n  - path_prefix: /dead");
+    let bad = good.replace(
+        "upstream: payroll\n  - path_prefix: /dead",
+        "upstream: payrol\n  - path_prefix: /dead",
+    );
     let path = write_config(&pki, "bad.yaml", &bad);
-    let out = Command::new(env!("CARGO_BIN_EXE_warden")).args(["check", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = bad.lines().position(|l| l.contains("upstream: payrol")).unwrap() + 1;
+    let line = bad
+        .lines()
+        .position(|l| l.contains("upstream: payrol"))
+        .unwrap()
+        + 1;
     let want = format!("{}:{line}:", path.display());
     assert!(err.contains(&want), "{err}\nwanted {want}");
     assert!(err.contains("routes[2].upstream"), "{err}");

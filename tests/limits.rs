@@ -39,7 +39,10 @@ async fn max_connections_refuses_the_next_connection() {
     drop(b);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(c.get("/inventory/items").await.status, 200);
-    assert!(s.warden.metrics().contains("warden_connections_refused_total 1"));
+    assert!(s
+        .warden
+        .metrics()
+        .contains("warden_connections_refused_total 1"));
 }
 
 #[tokio::test]
@@ -48,12 +51,18 @@ async fn slowloris_is_cut_off() {
     let c = s.client("inventory-bot");
     // Headers that never finish.
     let mut tls = c.connect().await.unwrap();
-    tls.write_all(b"GET /inventory/items HTTP/1.1\r\nhost: localhost\r\n").await.unwrap();
-    let took = closed_within(&mut tls, Duration::from_secs(4)).await.expect("slow headers were not cut off");
+    tls.write_all(b"GET /inventory/items HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
+    let took = closed_within(&mut tls, Duration::from_secs(4))
+        .await
+        .expect("slow headers were not cut off");
     assert!(took < Duration::from_millis(2500), "{took:?}");
     // A TCP connection that never starts TLS.
     let mut tcp = tokio::net::TcpStream::connect(s.warden.addr).await.unwrap();
-    let took = closed_within(&mut tcp, Duration::from_secs(4)).await.expect("silent connection was not cut off");
+    let took = closed_within(&mut tcp, Duration::from_secs(4))
+        .await
+        .expect("silent connection was not cut off");
     assert!(took < Duration::from_millis(2500), "{took:?}");
 }
 
@@ -73,7 +82,14 @@ async fn oversized_bodies_are_413() {
     let s = Standard::start_with(LIMITS).await;
     let c = s.client("inventory-bot");
     let big = "z".repeat(2048);
-    let r = c.request("POST", "/inventory/orders", &[("x-purpose", "restock")], &big).await;
+    let r = c
+        .request(
+            "POST",
+            "/inventory/orders",
+            &[("x-purpose", "restock")],
+            &big,
+        )
+        .await;
     assert_eq!((r.status, r.error().as_str()), (413, "body_too_large"));
     assert_eq!(s.inventory.recorder.count(), 0);
     // Chunked, so no Content-Length announces the size: the cap cuts the stream.
@@ -85,7 +101,14 @@ async fn oversized_bodies_are_413() {
     let raw = c.raw(req.as_bytes(), Duration::from_millis(1000)).await;
     assert_eq!(raw_status(&raw), 413, "{raw}");
     // Small bodies pass.
-    let r = c.request("POST", "/inventory/orders", &[("x-purpose", "restock")], "ok").await;
+    let r = c
+        .request(
+            "POST",
+            "/inventory/orders",
+            &[("x-purpose", "restock")],
+            "ok",
+        )
+        .await;
     assert_eq!(r.status, 200);
 }
 
@@ -94,10 +117,14 @@ async fn idle_connections_are_closed() {
     let s = Standard::start_with(LIMITS).await;
     let c = s.client("inventory-bot");
     let mut tls = c.connect().await.unwrap();
-    tls.write_all(b"GET /inventory/items HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
+    tls.write_all(b"GET /inventory/items HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 4096];
     let n = tls.read(&mut buf).await.unwrap();
     assert_eq!(raw_status(&String::from_utf8_lossy(&buf[..n])), 200);
-    let took = closed_within(&mut tls, Duration::from_secs(5)).await.expect("idle connection stayed open");
+    let took = closed_within(&mut tls, Duration::from_secs(5))
+        .await
+        .expect("idle connection stayed open");
     assert!(took < Duration::from_millis(3000), "{took:?}");
 }

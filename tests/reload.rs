@@ -13,7 +13,10 @@ use support::warden::config_yaml;
 
 fn policy_without_inventory_reads(s: &Standard) -> String {
     let p = standard_policy(&s.inventory.url(), &s.payroll.url(), dead_addr(), "");
-    let p = p.replace("        methods: [GET, HEAD]\n        paths: [\"/inventory/**\"]", "        methods: [GET, HEAD]\n        paths: [\"/inventory/public/**\"]");
+    let p = p.replace(
+        "        methods: [GET, HEAD]\n        paths: [\"/inventory/**\"]",
+        "        methods: [GET, HEAD]\n        paths: [\"/inventory/public/**\"]",
+    );
     config_yaml(&s.pki, &p)
 }
 
@@ -32,13 +35,22 @@ async fn reload_swaps_policy_and_a_broken_reload_keeps_it() {
     let errors = s.warden.reload().expect_err("broken reload refused");
     assert!(!errors.is_empty());
     std::fs::write(&s.warden.config_path, "").unwrap();
-    assert!(s.warden.reload().is_err(), "an empty policy must never load");
+    assert!(
+        s.warden.reload().is_err(),
+        "an empty policy must never load"
+    );
     // Still the last good config: public reads pass, others are refused.
     assert_eq!(c.get("/inventory/public/x").await.status, 200);
     assert_eq!(c.get("/inventory/items").await.status, 403);
     let m = s.warden.metrics();
-    assert!(m.contains(r#"warden_config_reloads_total{result="ok"} 1"#), "{m}");
-    assert!(m.contains(r#"warden_config_reloads_total{result="error"} 2"#), "{m}");
+    assert!(
+        m.contains(r#"warden_config_reloads_total{result="ok"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"warden_config_reloads_total{result="error"} 2"#),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -46,7 +58,11 @@ async fn in_flight_requests_finish_on_their_config() {
     let s = Standard::start().await;
     let c = s.client("inventory-bot");
     let resp = c
-        .send_streaming(Request::get("/inventory/sse").body(Full::new(Bytes::new())).unwrap())
+        .send_streaming(
+            Request::get("/inventory/sse")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);

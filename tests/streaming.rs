@@ -18,7 +18,11 @@ async fn first_sse_event_arrives_while_the_upstream_is_still_sending() {
     let c = s.client("inventory-bot");
     let started = Instant::now();
     let resp = c
-        .send_streaming(Request::get("/inventory/sse").body(Full::new(Bytes::new())).unwrap())
+        .send_streaming(
+            Request::get("/inventory/sse")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
@@ -30,7 +34,11 @@ async fn first_sse_event_arrives_while_the_upstream_is_still_sending() {
         }
     };
     // The upstream sends three events 1.5 s apart: the first must not wait for the rest.
-    assert!(started.elapsed() < Duration::from_millis(1200), "first event took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "first event took {:?}",
+        started.elapsed()
+    );
     assert_eq!(&first[..], b"data: event 0\n\n");
     let rest = body.collect().await.unwrap().to_bytes();
     assert_eq!(&rest[..], b"data: event 1\n\ndata: event 2\n\n");
@@ -45,7 +53,14 @@ async fn large_bodies_stream_both_ways() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 1 << 20);
     let payload = "y".repeat(3 << 20);
-    let r = c.request("POST", "/inventory/orders", &[("x-purpose", "restock")], &payload).await;
+    let r = c
+        .request(
+            "POST",
+            "/inventory/orders",
+            &[("x-purpose", "restock")],
+            &payload,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.inventory.recorder.last().unwrap().body.len(), 3 << 20);
     let m = s.warden.metrics();
@@ -68,11 +83,17 @@ async fn websocket_upgrade_passes_on_an_allowed_path_only() {
     assert_eq!(raw_status(&head), 101, "{head}");
     tls.write_all(b"ping-frame").await.unwrap();
     let mut echo = [0u8; 10];
-    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut echo)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&echo, b"ping-frame");
     let seen = s.inventory.recorder.last().unwrap();
     assert_eq!(seen.headers["upgrade"], "websocket");
-    assert_eq!(seen.headers["x-warden-agent"], support::pki::agent_id("inventory-bot").as_str());
+    assert_eq!(
+        seen.headers["x-warden-agent"],
+        support::pki::agent_id("inventory-bot").as_str()
+    );
 
     let raw = c
         .raw(

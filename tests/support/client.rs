@@ -52,7 +52,9 @@ pub struct AgentClient {
 
 fn roots(pki: &TestPki) -> RootCertStore {
     let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from(pki.ca.cert_der().to_vec())).unwrap();
+    roots
+        .add(CertificateDer::from(pki.ca.cert_der().to_vec()))
+        .unwrap();
     roots
 }
 
@@ -73,21 +75,33 @@ pub fn client_config(pki: &TestPki, cert: Option<&AgentCert>, alpn: &[&[u8]]) ->
 
 impl AgentClient {
     pub fn new(pki: &TestPki, cert: &AgentCert, addr: SocketAddr) -> Self {
-        AgentClient { config: Arc::new(client_config(pki, Some(cert), &[b"http/1.1"])), addr, h2: false }
+        AgentClient {
+            config: Arc::new(client_config(pki, Some(cert), &[b"http/1.1"])),
+            addr,
+            h2: false,
+        }
     }
 
     pub fn h2(pki: &TestPki, cert: &AgentCert, addr: SocketAddr) -> Self {
-        AgentClient { config: Arc::new(client_config(pki, Some(cert), &[b"h2"])), addr, h2: true }
+        AgentClient {
+            config: Arc::new(client_config(pki, Some(cert), &[b"h2"])),
+            addr,
+            h2: true,
+        }
     }
 
     pub fn with_config(config: ClientConfig, addr: SocketAddr) -> Self {
-        AgentClient { config: Arc::new(config), addr, h2: false }
+        AgentClient {
+            config: Arc::new(config),
+            addr,
+            h2: false,
+        }
     }
 
     /// A TLS connection to warden; the handshake error when it is refused.
     pub async fn connect(&self) -> std::io::Result<TlsStream<TcpStream>> {
         let tcp = TcpStream::connect(self.addr).await?;
-        let mut tls = TlsConnector::from(self.config.clone())
+        let tls = TlsConnector::from(self.config.clone())
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await?;
         Ok(tls)
@@ -97,8 +111,14 @@ impl AgentClient {
     /// certificate only after the client's side of the handshake completes, so this sends a
     /// request and checks that no HTTP response comes back.
     pub async fn handshake_refused(&self) -> bool {
-        let Ok(mut tls) = self.connect().await else { return true };
-        if tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n").await.is_err() {
+        let Ok(mut tls) = self.connect().await else {
+            return true;
+        };
+        if tls
+            .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .is_err()
+        {
             return true;
         }
         let mut buf = [0u8; 16];
@@ -114,12 +134,24 @@ impl AgentClient {
         let resp = self.send_streaming(req).await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok(Reply { status, headers, body })
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Sends one request on a new connection and returns the response with its body unread.
-    pub async fn send_streaming(&self, mut req: Request<Full<Bytes>>) -> Result<http::Response<Incoming>, String> {
+    pub async fn send_streaming(
+        &self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<http::Response<Incoming>, String> {
         let tls = self.connect().await.map_err(|e| format!("connect: {e}"))?;
         let io = TokioIo::new(tls);
         if self.h2 {
@@ -128,32 +160,56 @@ impl AgentClient {
                 .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
             if req.uri().authority().is_none() {
-                let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
-                *req.uri_mut() = format!("https://{host}{}", req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-                    .parse()
-                    .unwrap();
+                let host = req
+                    .headers()
+                    .get("host")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("localhost")
+                    .to_string();
+                *req.uri_mut() = format!(
+                    "https://{host}{}",
+                    req.uri()
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/")
+                )
+                .parse()
+                .unwrap();
             }
             send.send_request(req).await.map_err(|e| e.to_string())
         } else {
-            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| e.to_string())?;
             tokio::spawn(conn.with_upgrades());
             if !req.headers().contains_key("host") {
-                req.headers_mut().insert("host", "localhost".parse().unwrap());
+                req.headers_mut()
+                    .insert("host", "localhost".parse().unwrap());
             }
             send.send_request(req).await.map_err(|e| e.to_string())
         }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.send(Request::get(path).body(Full::new(Bytes::new())).unwrap()).await.unwrap()
+        self.send(Request::get(path).body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap()
     }
 
-    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
         let mut b = Request::builder().method(method).uri(path);
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        self.send(b.body(Full::new(Bytes::from(body.to_string()))).unwrap()).await.unwrap()
+        self.send(b.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+            .await
+            .unwrap()
     }
 
     /// Writes `raw` on a new connection and returns everything read until the server closes or
@@ -175,5 +231,8 @@ impl AgentClient {
 
 /// Status code of the first response in raw HTTP/1.1 bytes.
 pub fn raw_status(raw: &str) -> u16 {
-    raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    raw.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }

@@ -13,7 +13,12 @@ pub fn dead_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-pub fn standard_policy(inventory: &str, payroll: &str, dead: SocketAddr, extra_top: &str) -> String {
+pub fn standard_policy(
+    inventory: &str,
+    payroll: &str,
+    dead: SocketAddr,
+    extra_top: &str,
+) -> String {
     format!(
         r#"{extra_top}
 upstreams:
@@ -107,7 +112,12 @@ impl Standard {
         let payroll = upstream::start().await;
         let policy = standard_policy(&inventory.url(), &payroll.url(), dead_addr(), extra_top);
         let warden = start_warden(&pki, &config_yaml(&pki, &policy)).await;
-        Standard { pki, warden, inventory, payroll }
+        Standard {
+            pki,
+            warden,
+            inventory,
+            payroll,
+        }
     }
 
     pub fn agent(&self, name: &str) -> AgentCert {

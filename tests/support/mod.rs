@@ -4,9 +4,9 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod fixture;
 pub mod pki;
 pub mod upstream;
-pub mod fixture;
 pub mod warden;
 
 pub fn init_crypto() {

@@ -66,14 +66,26 @@ fn full(s: impl Into<Bytes>) -> Body {
     Full::new(s.into()).boxed()
 }
 
-async fn respond(recorder: Recorder, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn respond(
+    recorder: Recorder,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
-    let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     let method = req.method().to_string();
     let headers = req.headers().clone();
     if path.ends_with("/ws") {
         let on_upgrade = hyper::upgrade::on(&mut req);
-        recorder.seen.lock().unwrap().push(Seen { method, target, headers, body: Bytes::new() });
+        recorder.seen.lock().unwrap().push(Seen {
+            method,
+            target,
+            headers,
+            body: Bytes::new(),
+        });
         tokio::spawn(async move {
             if let Ok(upgraded) = on_upgrade.await {
                 let mut io = TokioIo::new(upgraded);
@@ -92,14 +104,28 @@ async fn respond(recorder: Recorder, mut req: Request<Incoming>) -> Result<Respo
             .body(full(""))
             .unwrap());
     }
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    recorder.seen.lock().unwrap().push(Seen { method, target: target.clone(), headers, body: body.clone() });
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    recorder.seen.lock().unwrap().push(Seen {
+        method,
+        target: target.clone(),
+        headers,
+        body: body.clone(),
+    });
     match path.as_str() {
         p if p.ends_with("/sse") => {
             let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
             tokio::spawn(async move {
                 for i in 0..3 {
-                    if tx.send(Bytes::from(format!("data: event {i}\n\n"))).await.is_err() {
+                    if tx
+                        .send(Bytes::from(format!("data: event {i}\n\n")))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -119,7 +145,10 @@ async fn respond(recorder: Recorder, mut req: Request<Incoming>) -> Result<Respo
             .header("content-type", "application/json")
             .header("connection", "x-upstream-secret")
             .header("x-upstream-secret", "hop")
-            .body(full(format!(r#"{{"ok":true,"target":"{target}","body_len":{}}}"#, body.len())))
+            .body(full(format!(
+                r#"{{"ok":true,"target":"{target}","body_len":{}}}"#,
+                body.len()
+            )))
             .unwrap()),
     }
 }
@@ -147,7 +176,9 @@ pub async fn start() -> Upstream {
     let rec = recorder.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let rec = rec.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| respond(rec.clone(), req));

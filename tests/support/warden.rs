@@ -69,12 +69,23 @@ pub async fn start_warden(pki: &TestPki, yaml: &str) -> TestWarden {
 pub async fn start_warden_with(pki: &TestPki, yaml: &str, clock: Clock) -> TestWarden {
     super::init_crypto();
     let config_path = write_config(pki, "warden.yaml", yaml);
-    let running = start(&config_path, StartOptions { clock, watch_files: false })
-        .await
-        .unwrap_or_else(|e| panic!("warden did not start: {e}"));
+    let running = start(
+        &config_path,
+        StartOptions {
+            clock,
+            watch_files: false,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("warden did not start: {e}"));
     let addr = running.agent_addr;
     let admin = running.admin_addr.expect("admin listener");
-    TestWarden { running, addr, admin, config_path }
+    TestWarden {
+        running,
+        addr,
+        admin,
+        config_path,
+    }
 }
 
 /// The real binary, serving `config`.
@@ -112,23 +123,35 @@ impl WardenProcess {
                 keep.lock().unwrap().push(line);
             }
         });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("warden did not start: {:?}", lines.lock().unwrap());
-        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("warden did not start: {:?}", lines.lock().unwrap());
+            });
         let field = |name: &str| -> Option<SocketAddr> {
             let start = line.find(name)? + name.len();
             let rest = &line[start..];
-            let end = rest.find(|c: char| c == ')' || c.is_whitespace()).unwrap_or(rest.len());
+            let end = rest
+                .find(|c: char| c == ')' || c.is_whitespace())
+                .unwrap_or(rest.len());
             rest[..end].parse().ok()
         };
         let addr = field("agent_addr=").expect("agent address in the log");
         let admin = field("admin=Some(");
-        WardenProcess { child, addr, admin, stderr_lines: lines }
+        WardenProcess {
+            child,
+            addr,
+            admin,
+            stderr_lines: lines,
+        }
     }
 
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args(["-s", sig, &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-s", sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -155,16 +178,30 @@ impl Drop for WardenProcess {
 }
 
 /// A plain HTTP/1.1 request to the admin listener.
-pub async fn admin_request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+pub async fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let req = format!("{method} {path} HTTP/1.1\r\nhost: admin\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n");
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     tcp.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
