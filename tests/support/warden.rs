@@ -137,7 +137,8 @@ impl WardenProcess {
                 .unwrap_or(rest.len());
             rest[..end].parse().ok()
         };
-        let addr = field("agent_addr=").expect("agent address in the log");
+        let addr =
+            field("agent_addr=").unwrap_or_else(|| panic!("agent address in the log: {line}"));
         let admin = field("admin=Some(");
         WardenProcess {
             child,
