@@ -3,5 +3,6 @@
 
 pub mod load;
 pub mod schema;
+pub mod suggest;
 pub mod units;
 pub mod validate;
