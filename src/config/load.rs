@@ -35,6 +35,9 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// A 1-based line and column.
+type Pos = (usize, usize);
+
 /// Where each key path of the file stands (1-based line and column).
 ///
 /// A key path whose value is a scalar points at the value (that is what a message about it
@@ -46,7 +49,7 @@ pub struct SourceMap {
     /// Every key and value in document order, to name the key path of a parser position.
     nodes: Vec<((usize, usize), String)>,
     /// Every mapping's first and last position and key path, to say which one lacks a key.
-    mappings: Vec<((usize, usize), (usize, usize), String)>,
+    mappings: Vec<(Pos, Pos, String)>,
 }
 
 impl SourceMap {
