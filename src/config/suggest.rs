@@ -1,16 +1,26 @@
 //! "Did you mean ...?" for misspelt keys and names.
 
-/// Levenshtein distance over chars (insertion, deletion, substitution each cost 1).
+/// Edit distance where inserting, deleting or substituting a char, or swapping two adjacent
+/// chars, each cost 1 (optimal string alignment): a swap is the commonest typo.
 pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    // Three rows: two back for swaps, the previous one and the current one.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
+    for i in 0..a.len() {
         cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let subst = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        for j in 0..b.len() {
+            let mut d = (prev[j] + usize::from(a[i] != b[j]))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+            if i > 0 && j > 0 && a[i] == b[j - 1] && a[i - 1] == b[j] {
+                d = d.min(before[j - 1] + 1);
+            }
+            cur[j + 1] = d;
         }
+        std::mem::swap(&mut before, &mut prev);
         std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
@@ -59,7 +69,9 @@ mod tests {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("same", "same"), 0);
-        assert_eq!(edit_distance("inventroy", "inventory"), 2);
+        assert_eq!(edit_distance("inventroy", "inventory"), 1);
+        assert_eq!(edit_distance("kye", "key"), 1);
+        assert_eq!(edit_distance("ab", "ba"), 1);
     }
 
     #[test]

@@ -29,7 +29,10 @@ impl Fixture {
         let write = |name: &str, data: &[u8]| std::fs::write(dir.path().join(name), data).unwrap();
         let server = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         write("server.pem", server.cert.pem().as_bytes());
-        write("server-key.pem", server.signing_key.serialize_pem().as_bytes());
+        write(
+            "server-key.pem",
+            server.signing_key.serialize_pem().as_bytes(),
+        );
         let other = rcgen::KeyPair::generate().unwrap();
         write("other-key.pem", other.serialize_pem().as_bytes());
         write("token-pub.pem", other.public_key_pem().as_bytes());
@@ -248,12 +251,20 @@ fn listen_must_be_a_socket_address() {
 fn admin_on_a_public_address_needs_a_token() {
     let fx = Fixture::new();
     let e = fx.one_error("admin:\n  listen: 0.0.0.0:9901\n");
-    assert_at(&e, "admin.listen", 14, 11, "non-loopback address 0.0.0.0:9901 needs admin.token_file");
+    assert_at(
+        &e,
+        "admin.listen",
+        14,
+        11,
+        "non-loopback address 0.0.0.0:9901 needs admin.token_file",
+    );
     let e = fx.one_error("admin:\n  listen: 127.0.0.1:9901\n  token_file: D/blank.token\n");
     assert_at(&e, "admin.token_file", 15, 15, "is empty");
     let e = fx.one_error("admin:\n  listen: 127.0.0.1:8443\n");
     assert_at(&e, "admin.listen", 14, 11, "must not share");
-    assert!(fx.errors(&format!("{HEADER}admin:\n  listen: \"[::1]:9901\"\n")).is_empty());
+    assert!(fx
+        .errors(&format!("{HEADER}admin:\n  listen: \"[::1]:9901\"\n"))
+        .is_empty());
 }
 
 #[test]
@@ -262,7 +273,13 @@ fn tls_files_must_be_readable_and_match() {
     let errors = fx.errors(&HEADER.replace("server-key.pem", "other-key.pem"));
     assert_eq!(errors.len(), 1, "{errors:?}");
     let col = "  key: ".len() + 1;
-    assert_at(&errors[0], "tls.key", 4, col, "does not match the certificate's public key");
+    assert_at(
+        &errors[0],
+        "tls.key",
+        4,
+        col,
+        "does not match the certificate's public key",
+    );
 
     let errors = fx.errors(&HEADER.replace("D/server.pem", "D/missing.pem"));
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -283,7 +300,11 @@ fn crls_are_pem_or_der() {
     let errors = fx.errors(&yaml);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].key_path, "tls.crl[2]");
-    assert!(errors[0].message.contains("not a valid CRL"), "{}", errors[0]);
+    assert!(
+        errors[0].message.contains("not a valid CRL"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -295,7 +316,13 @@ fn kx_groups_must_be_known() {
     );
     let errors = fx.errors(&yaml);
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_at(&errors[0], "tls.kx_groups[1]", 6, 23, "did you mean \"x25519\"?");
+    assert_at(
+        &errors[0],
+        "tls.kx_groups[1]",
+        6,
+        23,
+        "did you mean \"x25519\"?",
+    );
 }
 
 #[test]
@@ -323,7 +350,13 @@ fn upstream_urls_are_scheme_and_authority_only() {
 fn routes_name_defined_upstreams() {
     let fx = Fixture::new();
     let e = fx.one_error("routes:\n  - upstream: inventroy\n");
-    assert_at(&e, "routes[0].upstream", 14, 15, "unknown upstream \"inventroy\"; did you mean \"inventory\"?");
+    assert_at(
+        &e,
+        "routes[0].upstream",
+        14,
+        15,
+        "unknown upstream \"inventroy\"; did you mean \"inventory\"?",
+    );
     let e = fx.one_error("routes:\n  - upstream: weather\n");
     assert_eq!(e.message, "unknown upstream \"weather\"");
 }
@@ -341,7 +374,9 @@ fn route_prefix_and_host_shapes() {
         ("Inventory.internal", "lower case"),
         ("bad_host-.x", "not a valid host name"),
     ] {
-        let e = fx.one_error(&format!("routes:\n  - host: {host}\n    upstream: inventory\n"));
+        let e = fx.one_error(&format!(
+            "routes:\n  - host: {host}\n    upstream: inventory\n"
+        ));
         assert_at(&e, "routes[0].host", 14, 11, needle);
     }
 }
@@ -370,7 +405,13 @@ routes:
 fn role_upstreams_must_be_defined() {
     let fx = Fixture::new();
     let e = fx.one_error("roles:\n  r:\n    upstreams: [inventory, payrol]\n");
-    assert_at(&e, "roles.r.upstreams[1]", 15, 28, "unknown upstream \"payrol\"; did you mean \"payroll\"?");
+    assert_at(
+        &e,
+        "roles.r.upstreams[1]",
+        15,
+        28,
+        "unknown upstream \"payrol\"; did you mean \"payroll\"?",
+    );
 }
 
 #[test]
@@ -408,8 +449,16 @@ fn allow_rules_need_role_upstreams() {
 #[test]
 fn methods_must_be_tokens() {
     let fx = Fixture::new();
-    let e = fx.one_error("roles:\n  r:\n    upstreams: [inventory]\n    allow:\n      - methods: [get, \"GE T\"]\n");
-    assert_at(&e, "roles.r.allow[0].methods[1]", 17, 24, "\"GE T\" is not an HTTP method");
+    let e = fx.one_error(
+        "roles:\n  r:\n    upstreams: [inventory]\n    allow:\n      - methods: [get, \"GE T\"]\n",
+    );
+    assert_at(
+        &e,
+        "roles.r.allow[0].methods[1]",
+        17,
+        24,
+        "\"GE T\" is not an HTTP method",
+    );
 }
 
 #[test]
@@ -433,8 +482,16 @@ fn path_patterns() {
         assert_eq!(policy::pattern_problem(ok), Ok(()), "{ok}");
     }
     let fx = Fixture::new();
-    let e = fx.one_error("roles:\n  r:\n    upstreams: [inventory]\n    deny:\n      - paths: [\"/ok\", \"/a*b\"]\n");
-    assert_at(&e, "roles.r.deny[0].paths[1]", 17, 24, "`*` and `**` must be a whole segment");
+    let e = fx.one_error(
+        "roles:\n  r:\n    upstreams: [inventory]\n    deny:\n      - paths: [\"/ok\", \"/a*b\"]\n",
+    );
+    assert_at(
+        &e,
+        "roles.r.deny[0].paths[1]",
+        17,
+        24,
+        "`*` and `**` must be a whole segment",
+    );
 }
 
 #[test]
@@ -477,7 +534,14 @@ fn hours_windows() {
     assert_eq!(parse_hours("06:00-20:00"), Ok((360, 1200)));
     assert_eq!(parse_hours("22:00-06:00"), Ok((1320, 360)));
     assert_eq!(parse_hours("00:00-24:00"), Ok((0, 1440)));
-    for bad in ["6:00-20:00", "06:00", "06:60-07:00", "24:00-01:00", "08:00-08:00", "ab:cd-ef:gh"] {
+    for bad in [
+        "6:00-20:00",
+        "06:00",
+        "06:60-07:00",
+        "24:00-01:00",
+        "08:00-08:00",
+        "ab:cd-ef:gh",
+    ] {
         assert!(parse_hours(bad).is_err(), "{bad}");
     }
 }
@@ -486,9 +550,16 @@ fn hours_windows() {
 fn agents() {
     let fx = Fixture::new();
     let roles = "roles:\n  reader:\n    upstreams: [inventory]\n";
-    let one = |agent: &str| fx.one_error(&format!("{roles}agents:\n  - id: {agent}\n    roles: [reader]\n"));
+    let one = |agent: &str| {
+        fx.one_error(&format!(
+            "{roles}agents:\n  - id: {agent}\n    roles: [reader]\n"
+        ))
+    };
     for (id, needle) in [
-        ("spiffe://other.org/a", "outside the trust domain \"example.org\""),
+        (
+            "spiffe://other.org/a",
+            "outside the trust domain \"example.org\"",
+        ),
         ("spiffe://example.org/", "needs a path"),
         ("spiffe://example.org/a/**/b", "only as the last segment"),
         ("spiffe://example.org/a*", "whole segment"),
@@ -498,8 +569,16 @@ fn agents() {
         let e = one(id);
         assert_at(&e, "agents[0].id", 17, 9, needle);
     }
-    let e = fx.one_error(&format!("{roles}agents:\n  - id: spiffe://example.org/a\n    roles: [raeder]\n"));
-    assert_at(&e, "agents[0].roles[0]", 18, 13, "unknown role \"raeder\"; did you mean \"reader\"?");
+    let e = fx.one_error(&format!(
+        "{roles}agents:\n  - id: spiffe://example.org/a\n    roles: [raeder]\n"
+    ));
+    assert_at(
+        &e,
+        "agents[0].roles[0]",
+        18,
+        13,
+        "unknown role \"raeder\"; did you mean \"reader\"?",
+    );
     let e = fx.one_error(&format!(
         "{roles}agents:\n  - id: spiffe://example.org/a/*\n  - id: spiffe://example.org/b\n  - id: spiffe://example.org/a/*\n"
     ));
@@ -547,18 +626,37 @@ fn token_settings() {
         ],
         "{errors:#?}"
     );
-    assert!(errors[4].message.contains("no PEM PUBLIC KEY"), "{}", errors[4]);
-    let empty = HEADER.replace("  trust_domain: example.org\n", "  trust_domain: example.org\n  token:\n    audience: w\n");
+    assert!(
+        errors[4].message.contains("no PEM PUBLIC KEY"),
+        "{}",
+        errors[4]
+    );
+    let empty = HEADER.replace(
+        "  trust_domain: example.org\n",
+        "  trust_domain: example.org\n  token:\n    audience: w\n",
+    );
     let errors = fx.errors(&empty);
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_at(&errors[0], "identity.token.issuers", 8, 3, "at least one issuer");
+    assert_at(
+        &errors[0],
+        "identity.token.issuers",
+        8,
+        3,
+        "at least one issuer",
+    );
 }
 
 #[test]
 fn limits_telemetry_and_anomaly() {
     let fx = Fixture::new();
     let e = fx.one_error("limits:\n  max_request_header_bytes: 4KiB\n");
-    assert_at(&e, "limits.max_request_header_bytes", 14, 29, "at least 8KiB, the smallest read buffer hyper accepts (found 4096 bytes)");
+    assert_at(
+        &e,
+        "limits.max_request_header_bytes",
+        14,
+        29,
+        "at least 8KiB, the smallest read buffer hyper accepts (found 4096 bytes)",
+    );
     let e = fx.one_error("limits:\n  idle_timeout: 0s\n");
     assert_at(&e, "limits.idle_timeout", 14, 17, "longer than 0");
     let e = fx.one_error("telemetry:\n  max_agent_series: 0\n");
@@ -575,5 +673,11 @@ fn limits_telemetry_and_anomaly() {
 fn strip_headers_are_header_names() {
     let fx = Fixture::new();
     let e = fx.one_error("strip_request_headers: [x-ok, \"x bad\"]\n");
-    assert_at(&e, "strip_request_headers[1]", 13, 31, "not a valid header name");
+    assert_at(
+        &e,
+        "strip_request_headers[1]",
+        13,
+        31,
+        "not a valid header name",
+    );
 }
