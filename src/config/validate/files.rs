@@ -198,7 +198,30 @@ pub(super) fn check_public_keys(path: &Path) -> Result<(), String> {
     if keys.is_empty() {
         return Err(format!("{} holds no PEM PUBLIC KEY block", path.display()));
     }
+    for (i, key) in keys.iter().enumerate() {
+        token_key_problem(key).map_err(|e| format!("{}: key #{}: {e}", path.display(), i + 1))?;
+    }
     Ok(())
+}
+
+/// Tokens are signed with ES256 (P-256) or EdDSA (Ed25519); any other key could never verify one.
+fn token_key_problem(key: &SubjectPublicKeyInfoDer<'_>) -> Result<(), String> {
+    use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_SIG_ED25519};
+    use x509_parser::prelude::FromDer;
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(key)
+        .map_err(|e| format!("not a public key: {e}"))?;
+    let alg = &spki.algorithm;
+    let p256 = alg.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY
+        && alg
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .is_some_and(|curve| curve == OID_EC_P256);
+    if p256 || alg.algorithm == OID_SIG_ED25519 {
+        Ok(())
+    } else {
+        Err("only P-256 (ES256) and Ed25519 (EdDSA) keys can verify tokens".to_string())
+    }
 }
 
 /// A JWKS document: a JSON object with a non-empty `keys` array.

@@ -257,7 +257,10 @@ fn check_rule(
         if !method_ok(method) {
             r.err(
                 &format!("{base}.methods[{i}]"),
-                format!("\"{method}\" is not an HTTP method"),
+                format!(
+                    "\"{}\" is not an HTTP method token",
+                    method.to_ascii_uppercase()
+                ),
             );
         }
     }

@@ -36,6 +36,10 @@ impl Fixture {
         let other = rcgen::KeyPair::generate().unwrap();
         write("other-key.pem", other.serialize_pem().as_bytes());
         write("token-pub.pem", other.public_key_pem().as_bytes());
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        write("p384-pub.pem", p384.public_key_pem().as_bytes());
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        write("ed-pub.pem", ed.public_key_pem().as_bytes());
         write("jwks.json", br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#);
         write("admin.token", b"s3cret\n");
         write("blank.token", b"  \n");
@@ -630,6 +634,22 @@ fn token_settings() {
         errors[4].message.contains("no PEM PUBLIC KEY"),
         "{}",
         errors[4]
+    );
+    let keys = |file: &str| {
+        HEADER.replace(
+            "  trust_domain: example.org\n",
+            &format!("  trust_domain: example.org\n  token:\n    audience: w\n    issuers:\n      - name: a\n        keys: D/{file}\n"),
+        )
+    };
+    assert_eq!(fx.errors(&keys("ed-pub.pem")), Vec::new());
+    let errors = fx.errors(&keys("p384-pub.pem"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_at(
+        &errors[0],
+        "identity.token.issuers[0].keys",
+        12,
+        15,
+        "only P-256 (ES256) and Ed25519 (EdDSA)",
     );
     let empty = HEADER.replace(
         "  trust_domain: example.org\n",
