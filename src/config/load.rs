@@ -277,7 +277,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
                 "the top level must be a mapping of keys (listen, tls, identity, ...)".to_string(),
             ))
         }
-        Root::Mapping => {}
+        Root::Mapping | Root::Unparsed => {}
     }
     let file: ConfigFile = serde_saphyr::from_str(&text)
         .map_err(|e| vec![located_parse_error(&e, &positions, path)])?;
@@ -295,6 +295,8 @@ enum Root {
     Empty,
     NotMapping,
     Mapping,
+    /// The parser failed before reaching the top node.
+    Unparsed,
 }
 
 fn walk(text: &str) -> (SourceMap, Root) {
@@ -304,7 +306,13 @@ fn walk(text: &str) -> (SourceMap, Root) {
     let mut map = SourceMap::default();
     let mut walker = Walker::default();
     for event in Parser::new_from_str(text) {
-        let Ok((event, span)) = event else { break };
+        let Ok((event, span)) = event else {
+            if !root_seen {
+                // A syntax error came first: the deserializer will locate and word it.
+                root = Root::Unparsed;
+            }
+            break;
+        };
         if !root_seen {
             root_seen = true;
             root = match &event {

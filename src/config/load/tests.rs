@@ -246,6 +246,9 @@ fn empty_and_comment_only_files_are_refused() {
 fn other_shapes_are_refused() {
     let e = error("listen: a\n---\nlisten: b\n");
     assert!(e.message.contains("single YAML document"), "{e}");
+    // A syntax error before the first key is a syntax error, not an "empty file".
+    let e = error("@listen: a\n");
+    assert!(!e.message.contains("empty"), "{e}");
     let e = error("listen: [a\n");
     assert_eq!((e.line, e.key_path.as_str()), (1, "listen"));
     let missing = load(Path::new("/nonexistent/warden.yaml")).unwrap_err();
