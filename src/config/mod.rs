@@ -5,5 +5,6 @@ pub mod compile;
 pub mod load;
 pub mod reload;
 pub mod schema;
+pub mod suggest;
 pub mod units;
 pub mod validate;
