@@ -85,6 +85,7 @@ pub struct LeafOptions {
     pub extra_uri_sans: Vec<String>,
     /// Leaves the agent id out of the URI SANs (it still goes into the CN).
     pub no_uri_san: bool,
+    /// `false` gives an EKU of serverAuth only.
     pub client_auth_eku: bool,
     pub dns_names: Vec<String>,
     /// Subject CN; defaults to the agent id's last path segment.
@@ -302,9 +303,13 @@ impl Ca {
         for name in &options.dns_names {
             params.subject_alt_names.push(san_for_name(name)?);
         }
-        if options.client_auth_eku {
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        }
+        // Without clientAuth the EKU extension still has to be there (serverAuth only): a
+        // certificate without any EKU extension is valid for every purpose.
+        params.extended_key_usages = if options.client_auth_eku {
+            vec![ExtendedKeyUsagePurpose::ClientAuth]
+        } else {
+            vec![ExtendedKeyUsagePurpose::ServerAuth]
+        };
         let now = OffsetDateTime::now_utc();
         params.not_before = options.not_before.unwrap_or(now - BACKDATE);
         params.not_after = match options.not_after {
