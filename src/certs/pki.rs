@@ -348,6 +348,9 @@ impl Ca {
         let serial = random_serial()?;
         let serial_hex = serial_hex(&serial.to_bytes());
         params.serial_number = Some(serial);
+        // Certificates carry whole seconds; what is reported must be what is signed.
+        params.not_before = whole_seconds(params.not_before);
+        params.not_after = whole_seconds(params.not_after);
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let cert = params.signed_by(&key, &self.issuer())?;
         Ok(IssuedCert {
@@ -439,6 +442,10 @@ fn default_common_name(agent_id: &str) -> String {
 /// Whether `agent_id` may be issued by `warden certs issue` (a valid SPIFFE ID).
 pub fn agent_id_is_issuable(agent_id: &str) -> bool {
     spiffe_id_is_valid(agent_id)
+}
+
+fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
 }
 
 fn to_time(d: Duration) -> Result<time::Duration, CertsError> {
