@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
 
 use super::mint::{self, MintOptions, SigningKey};
@@ -242,7 +243,7 @@ pub fn revoke(dir: &Path, cert_file: &Path, out: &mut dyn Write) -> Result<Strin
     let der = store::read_cert_der(cert_file)?;
     let (_, cert) = X509Certificate::from_der(&der)
         .map_err(|e| CertsError::parse(cert_file, format!("unreadable certificate: {e}")))?;
-    if cert.issuer().as_raw() != ca_subject_raw(&ca)? {
+    if !issued_by(&cert, &ca)? {
         return Err(CertsError::Invalid(format!(
             "{} was not issued by the CA in {}",
             cert_file.display(),
@@ -263,10 +264,38 @@ pub fn revoke(dir: &Path, cert_file: &Path, out: &mut dyn Write) -> Result<Strin
     Ok(serial)
 }
 
-fn ca_subject_raw(ca: &Ca) -> Result<Vec<u8>, CertsError> {
-    let (_, cert) = X509Certificate::from_der(ca.cert_der())
+/// Whether `ca` issued `cert`: the issuer name matches the CA's subject, and the authority key
+/// id matches the CA's subject key id (two development CAs share a name).
+fn issued_by(cert: &X509Certificate<'_>, ca: &Ca) -> Result<bool, CertsError> {
+    let (_, ca_cert) = X509Certificate::from_der(ca.cert_der())
         .map_err(|e| CertsError::Invalid(format!("unreadable CA certificate: {e}")))?;
-    Ok(cert.subject().as_raw().to_vec())
+    if cert.issuer().as_raw() != ca_cert.subject().as_raw() {
+        return Ok(false);
+    }
+    Ok(match (authority_key_id(cert), subject_key_id(&ca_cert)) {
+        (Some(aki), Some(ski)) => aki == ski,
+        _ => true,
+    })
+}
+
+fn authority_key_id<'a>(cert: &'a X509Certificate<'_>) -> Option<&'a [u8]> {
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0)
+            }
+            _ => None,
+        })
+}
+
+fn subject_key_id<'a>(cert: &'a X509Certificate<'_>) -> Option<&'a [u8]> {
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(ski) => Some(ski.0),
+            _ => None,
+        })
 }
 
 /// `warden certs list`: serial, agent id, not-after and revoked for every issued certificate.

@@ -85,6 +85,7 @@ pub struct LeafOptions {
     pub extra_uri_sans: Vec<String>,
     /// Leaves the agent id out of the URI SANs (it still goes into the CN).
     pub no_uri_san: bool,
+    /// `false` gives an EKU of serverAuth only.
     pub client_auth_eku: bool,
     pub dns_names: Vec<String>,
     /// Subject CN; defaults to the agent id's last path segment.
@@ -302,9 +303,13 @@ impl Ca {
         for name in &options.dns_names {
             params.subject_alt_names.push(san_for_name(name)?);
         }
-        if options.client_auth_eku {
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        }
+        // Without clientAuth the EKU extension still has to be there (serverAuth only): a
+        // certificate without any EKU extension is valid for every purpose.
+        params.extended_key_usages = if options.client_auth_eku {
+            vec![ExtendedKeyUsagePurpose::ClientAuth]
+        } else {
+            vec![ExtendedKeyUsagePurpose::ServerAuth]
+        };
         let now = OffsetDateTime::now_utc();
         params.not_before = options.not_before.unwrap_or(now - BACKDATE);
         params.not_after = match options.not_after {
@@ -343,6 +348,9 @@ impl Ca {
         let serial = random_serial()?;
         let serial_hex = serial_hex(&serial.to_bytes());
         params.serial_number = Some(serial);
+        // Certificates carry whole seconds; what is reported must be what is signed.
+        params.not_before = whole_seconds(params.not_before);
+        params.not_after = whole_seconds(params.not_after);
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let cert = params.signed_by(&key, &self.issuer())?;
         Ok(IssuedCert {
@@ -434,6 +442,10 @@ fn default_common_name(agent_id: &str) -> String {
 /// Whether `agent_id` may be issued by `warden certs issue` (a valid SPIFFE ID).
 pub fn agent_id_is_issuable(agent_id: &str) -> bool {
     spiffe_id_is_valid(agent_id)
+}
+
+fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
 }
 
 fn to_time(d: Duration) -> Result<time::Duration, CertsError> {

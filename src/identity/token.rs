@@ -266,14 +266,20 @@ impl TokenVerifier {
 
 /// The token of `Authorization: Bearer <token>`; any other header is treated as no token.
 fn bearer_token(authorization: Option<&http::HeaderValue>) -> Result<&str, TokenError> {
-    let value = authorization
-        .and_then(|v| v.to_str().ok())
+    let value = authorization.ok_or(TokenError::Missing)?.as_bytes();
+    let value = value.trim_ascii();
+    let scheme_end = value
+        .iter()
+        .position(|b| *b == b' ')
         .ok_or(TokenError::Missing)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(TokenError::Missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let (scheme, token) = value.split_at(scheme_end);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(TokenError::Missing);
     }
-    let token = token.trim();
+    let token = std::str::from_utf8(token.trim_ascii())
+        .ok()
+        .filter(|t| t.is_ascii())
+        .ok_or_else(|| invalid("malformed token"))?;
     if token.is_empty() {
         return Err(invalid("empty token"));
     }
