@@ -147,11 +147,11 @@ fn check_accepts_a_good_config_and_locates_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     let line = bad
         .lines()
-        .position(|l| l.contains("upstream: payrol"))
+        .position(|l| l.trim_end().ends_with("upstream: payrol"))
         .unwrap()
         + 1;
     let want = format!("{}:{line}:", path.display());
-    assert!(err.contains(&want), "{err}\nwanted {want}");
+    assert!(err.contains(&want), "{err}\nwanted {want}\n{bad}");
     assert!(err.contains("routes[2].upstream"), "{err}");
     assert!(err.contains("did you mean \"payroll\""), "{err}");
 }
