@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -59,6 +60,118 @@ enum Command {
         #[arg(long)]
         cert: Option<PathBuf>,
     },
+    /// Issue, revoke and list agent certificates (a development CA made with rcgen).
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Development tokens for the certificate-bound second factor.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// A one-minute tour: dev certs, demo upstreams, the proxy and a scripted scene.
+    Demo {
+        /// Exit after the scene instead of serving until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+        #[arg(long, default_value = "config/demo.yaml")]
+        config: PathBuf,
+        /// Where the demo's certificates are made.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Create a development CA, a server certificate for localhost/127.0.0.1 and an empty CRL.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Replace an existing CA (its CRL and index go with it).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue an agent certificate (URI SAN = the agent id, clientAuth EKU).
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, required_unless_present = "from_config", conflicts_with = "from_config")]
+        agent: Option<String>,
+        /// One certificate for each exact agent id of this config (patterns are skipped).
+        #[arg(long)]
+        from_config: Option<PathBuf>,
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        ttl: Duration,
+        /// File name (NAME.pem / NAME-key.pem); default: the id's last segment.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Add a certificate's serial to the CA's CRL (DIR/crl.pem).
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// Serial, agent id, not-after and revoked for every certificate the CA issued.
+    List {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// A token for AGENT bound to CERT (cnf.x5t#S256), signed with KEY.
+    Mint {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        agent: String,
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        ttl: Duration,
+        #[arg(long, default_value = "warden")]
+        audience: String,
+        #[arg(long, default_value = "agent-auth")]
+        issuer: String,
+    },
+    /// Write a development signing pair: token-signing-key.pem and token-signing-pub.pem.
+    Keygen {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: exit 0 intact, 1 with the first broken line.
+    Verify { file: PathBuf },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    warden::config::units::parse_duration(s)
+}
+
+/// Runs a command that prints to stdout; its error is printed and exits 1.
+fn report<T>(result: Result<T, warden::certs::CertsError>) -> ExitCode {
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("warden: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn init_logging() {
@@ -100,7 +213,64 @@ fn main() -> ExitCode {
             time,
             cert,
         } => cmd_explain(config, agent, method, url, headers, source_ip, time, cert),
+        Command::Certs { command } => certs(command),
+        Command::Token { command } => token(command),
+        Command::Audit { command: AuditCommand::Verify { file } } => {
+            let code = warden::telemetry::audit::verify_command(&file, &mut std::io::stdout());
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Demo { once, config, dir } => {
+            init_logging_quiet();
+            run_async(async move {
+                match warden::demo::run(&config, &dir, once).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("warden demo: {e}");
+                        ExitCode::from(1)
+                    }
+                }
+            })
+        }
     }
+}
+
+fn certs(command: CertsCommand) -> ExitCode {
+    use warden::certs::commands;
+    let out = &mut std::io::stdout();
+    match command {
+        CertsCommand::Init { dir, force } => report(commands::init(&dir, force, out)),
+        CertsCommand::Issue { dir, agent: Some(agent), ttl, name, .. } => {
+            report(commands::issue(&dir, &agent, ttl, name.as_deref(), out))
+        }
+        CertsCommand::Issue { dir, from_config: Some(config), ttl, .. } => {
+            report(commands::issue_from_config(&dir, &config, ttl, out))
+        }
+        CertsCommand::Issue { .. } => {
+            eprintln!("warden: certs issue needs --agent or --from-config");
+            ExitCode::from(2)
+        }
+        CertsCommand::Revoke { dir, cert } => report(commands::revoke(&dir, &cert, out)),
+        CertsCommand::List { dir } => report(commands::list(&dir, out)),
+    }
+}
+
+fn token(command: TokenCommand) -> ExitCode {
+    use warden::certs::commands;
+    let out = &mut std::io::stdout();
+    match command {
+        TokenCommand::Mint { key, agent, cert, ttl, audience, issuer } => {
+            report(commands::token_mint(&key, &agent, &cert, ttl, &audience, &issuer, out))
+        }
+        TokenCommand::Keygen { dir, force } => report(commands::token_keygen(&dir, force, out)),
+    }
+}
+
+/// The demo prints its own story; only warnings from the proxy interleave with it.
+fn init_logging_quiet() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warden=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
 fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
