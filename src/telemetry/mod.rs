@@ -1,1 +1,3 @@
-//! telemetry
+//! Telemetry: the tamper-evident audit log.
+
+pub mod audit;
