@@ -155,13 +155,12 @@ impl AuditLog {
             opts.flush_interval,
             opts.sync_interval,
         );
-        let done = Arc::clone(&shared);
+        let exit = ExitGuard(Arc::clone(&shared));
         let handle = thread::Builder::new()
             .name("warden-audit".into())
             .spawn(move || {
-                let result = writer.run();
-                done.writer_exited();
-                result
+                let _exit = exit;
+                writer.run()
             })?;
         shared.set_writer(handle.thread().clone());
         Ok(AuditLog {
@@ -202,6 +201,15 @@ impl AuditLog {
     /// writer. Blocks until then. Later `record` calls on other handles fail with `AuditClosed`.
     pub fn shutdown(self) -> io::Result<()> {
         self.inner.close()
+    }
+}
+
+/// Tells waiters the writer is gone, even when it panicked, so that nobody waits for it.
+struct ExitGuard(Arc<Shared>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.0.writer_exited();
     }
 }
 

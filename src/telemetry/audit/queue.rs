@@ -229,8 +229,13 @@ impl Shared {
         }
     }
 
+    /// No writer, no room ever again: refuse records rather than queue them forever.
     pub fn writer_exited(&self) {
-        self.lock().writer_done = true;
+        {
+            let mut st = self.lock();
+            st.writer_done = true;
+            st.closed = true;
+        }
         self.signal();
     }
 

@@ -42,7 +42,12 @@ fn rotated_indices(path: &Path) -> io::Result<Vec<u64>> {
     };
     let prefix = format!("{}.", name.to_string_lossy());
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
         let entry_name = entry?.file_name();
         let entry_name = entry_name.to_string_lossy();
         if let Some(n) = entry_name
@@ -240,12 +245,17 @@ impl Write for FileSink {
     }
 }
 
+/// Opens for appending, creating the file (and its directory) if need be. The log says who
+/// called what: a new file is readable by its owner and group only.
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+    options.open(path)
 }
 
 /// Makes a rename durable. Best effort: some filesystems refuse to sync a directory.

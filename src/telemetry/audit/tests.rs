@@ -443,3 +443,41 @@ fn a_stdout_target_is_accepted() {
     assert_eq!(as_str(&GENESIS), "0".repeat(64));
     log.shutdown().unwrap();
 }
+
+#[test]
+fn a_failing_rotation_keeps_the_records_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let options = AuditOptions {
+        max_bytes: Some(1_500),
+        ..opts(8)
+    };
+    let log = AuditLog::open(AuditTarget::File(path.clone()), options).unwrap();
+    // A non-empty directory where the rotated file should go makes the rename fail.
+    let blocker = rotated_name(&path, 1);
+    fs::create_dir(&blocker).unwrap();
+    fs::write(blocker.join("x"), "x").unwrap();
+    for i in 0..6 {
+        log.record_blocking(sample(i)).unwrap();
+    }
+    assert!(log.flush_blocking().is_err());
+    fs::remove_dir_all(&blocker).unwrap();
+    log.flush_blocking().unwrap();
+    log.shutdown().unwrap();
+    let report = verify_chain(&chain_files(&path).unwrap()).unwrap();
+    assert_eq!(report.records, 6);
+}
+
+#[test]
+fn a_missing_directory_is_created_and_the_file_kept_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs").join("audit.jsonl");
+    write_log(&path, 0, 1, opts(4));
+    assert_eq!(verify(&path).unwrap().records, 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o007, 0, "{mode:o}");
+    }
+}

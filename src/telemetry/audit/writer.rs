@@ -148,7 +148,7 @@ impl Writer {
 
     /// The thread's body: runs until the log is closed and everything queued is written.
     pub fn run(mut self) -> io::Result<()> {
-        let mut closing_failures = 0;
+        let mut failures = 0u32;
         loop {
             let turn = self.shared.take_batch(&mut self.backlog);
             let result = self.write_batch().and_then(|()| self.maybe_sync(&turn));
@@ -156,17 +156,29 @@ impl Writer {
             self.shared
                 .publish(self.out.written, self.synced, failed.as_deref());
             match result {
-                Ok(()) if turn.closing && self.backlog.is_empty() && !turn.more => return Ok(()),
-                Ok(()) if turn.closing || turn.sync_wanted > self.synced => continue,
-                Ok(()) => {}
-                Err(e) if turn.closing => {
-                    closing_failures += 1;
-                    if closing_failures >= CLOSING_ATTEMPTS {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "audit log writes recovered");
+                        failures = 0;
+                    }
+                    if turn.closing && !turn.more {
+                        return Ok(());
+                    }
+                    if turn.closing || turn.sync_wanted > self.synced {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    // Once, not every flush interval while the disk stays full.
+                    if failures == 1 {
+                        tracing::error!(error = %e, "audit log write failed; records wait in the queue, retrying");
+                    }
+                    if turn.closing && failures >= CLOSING_ATTEMPTS {
                         tracing::error!(error = %e, unwritten = self.backlog.len(), "audit log closed with records it could not write");
                         return Err(e);
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "audit log write failed; retrying"),
             }
             thread::park_timeout(self.flush_interval);
         }
@@ -188,6 +200,8 @@ impl Writer {
                 // The record's types serialise infallibly; this guards the writer from
                 // stalling forever on one record should that ever change.
                 tracing::error!(error = %e, request_id = %rec.request_id, "audit record not serialisable; skipped");
+                // Counted as handled, so that flushes waiting for it complete.
+                self.out.written += 1;
                 *sealed += 1;
                 continue;
             }
