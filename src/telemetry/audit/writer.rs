@@ -112,6 +112,9 @@ pub struct Writer {
     last_sync: Instant,
 }
 
+/// A large batch goes out in writes of about this size rather than one buffer of it all.
+const WRITE_CHUNK: usize = 256 << 10;
+
 /// How many times a closing writer retries a failing disk before it gives up.
 const CLOSING_ATTEMPTS: u32 = 5;
 
@@ -215,6 +218,9 @@ impl Writer {
             out.pending.records += 1;
             self.prev = hash;
             *sealed += 1;
+            if out.pending.len() >= WRITE_CHUNK {
+                out.drain()?;
+            }
         }
         Ok(())
     }
