@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::config::load::ConfigError;
 use crate::config::reload::{spawn_reloaders, ConfigHandle};
 use crate::server::Runtime;
+use crate::telemetry::audit::{AuditLog, AuditOptions, AuditTarget};
 use crate::telemetry::metrics::Metrics;
 
 #[derive(Debug, Error)]
@@ -28,6 +29,11 @@ pub enum AppError {
     },
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot open the audit log {path}: {source}")]
+    Audit {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// How long SIGTERM waits for in-flight requests before exiting anyway.
@@ -48,6 +54,11 @@ impl Running {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(audit) = &self.runtime.audit {
+            if let Err(e) = audit.flush().await {
+                tracing::error!("audit log flush: {e}");
+            }
         }
     }
 }
@@ -78,7 +89,8 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
         .map_err(AppError::Config)?;
     let handle = Arc::new(handle);
     let snap = handle.snapshot();
-    let runtime = Arc::new(Runtime::new(handle.clone(), metrics, opts.clock));
+    let audit = open_audit(&snap.telemetry, &metrics)?;
+    let runtime = Arc::new(Runtime::new(handle.clone(), metrics, opts.clock, audit));
 
     let agent_listener = TcpListener::bind(snap.listen)
         .await
@@ -121,6 +133,33 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
         shutdown,
         tasks,
     })
+}
+
+/// Opens the audit log the config names (blocking file work, done once at start).
+fn open_audit(
+    t: &crate::config::compile::TelemetrySettings,
+    metrics: &Metrics,
+) -> Result<Option<AuditLog>, AppError> {
+    let Some(target) = t.audit_log.as_deref() else {
+        return Ok(None);
+    };
+    let target = AuditTarget::from_config(target);
+    if let AuditTarget::File(path) = &target {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+    }
+    let opts = AuditOptions {
+        max_bytes: t.audit_max_bytes,
+        records_total: Some(metrics.audit_records.clone()),
+        ..AuditOptions::default()
+    };
+    AuditLog::open(target, opts)
+        .map(Some)
+        .map_err(|source| AppError::Audit {
+            path: t.audit_log.clone().unwrap_or_default(),
+            source,
+        })
 }
 
 fn join_error(config: &Path, e: tokio::task::JoinError) -> ConfigError {

@@ -102,7 +102,11 @@ enum CertsCommand {
     Issue {
         #[arg(long)]
         dir: PathBuf,
-        #[arg(long, required_unless_present = "from_config", conflicts_with = "from_config")]
+        #[arg(
+            long,
+            required_unless_present = "from_config",
+            conflicts_with = "from_config"
+        )]
         agent: Option<String>,
         /// One certificate for each exact agent id of this config (patterns are skipped).
         #[arg(long)]
@@ -215,7 +219,9 @@ fn main() -> ExitCode {
         } => cmd_explain(config, agent, method, url, headers, source_ip, time, cert),
         Command::Certs { command } => certs(command),
         Command::Token { command } => token(command),
-        Command::Audit { command: AuditCommand::Verify { file } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => {
             let code = warden::telemetry::audit::verify_command(&file, &mut std::io::stdout());
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
@@ -239,12 +245,19 @@ fn certs(command: CertsCommand) -> ExitCode {
     let out = &mut std::io::stdout();
     match command {
         CertsCommand::Init { dir, force } => report(commands::init(&dir, force, out)),
-        CertsCommand::Issue { dir, agent: Some(agent), ttl, name, .. } => {
-            report(commands::issue(&dir, &agent, ttl, name.as_deref(), out))
-        }
-        CertsCommand::Issue { dir, from_config: Some(config), ttl, .. } => {
-            report(commands::issue_from_config(&dir, &config, ttl, out))
-        }
+        CertsCommand::Issue {
+            dir,
+            agent: Some(agent),
+            ttl,
+            name,
+            ..
+        } => report(commands::issue(&dir, &agent, ttl, name.as_deref(), out)),
+        CertsCommand::Issue {
+            dir,
+            from_config: Some(config),
+            ttl,
+            ..
+        } => report(commands::issue_from_config(&dir, &config, ttl, out)),
         CertsCommand::Issue { .. } => {
             eprintln!("warden: certs issue needs --agent or --from-config");
             ExitCode::from(2)
@@ -258,9 +271,16 @@ fn token(command: TokenCommand) -> ExitCode {
     use warden::certs::commands;
     let out = &mut std::io::stdout();
     match command {
-        TokenCommand::Mint { key, agent, cert, ttl, audience, issuer } => {
-            report(commands::token_mint(&key, &agent, &cert, ttl, &audience, &issuer, out))
-        }
+        TokenCommand::Mint {
+            key,
+            agent,
+            cert,
+            ttl,
+            audience,
+            issuer,
+        } => report(commands::token_mint(
+            &key, &agent, &cert, ttl, &audience, &issuer, out,
+        )),
         TokenCommand::Keygen { dir, force } => report(commands::token_keygen(&dir, force, out)),
     }
 }
@@ -270,7 +290,11 @@ fn init_logging_quiet() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warden=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {

@@ -61,6 +61,8 @@ pub struct Snapshot {
     pub trust_domain: Arc<str>,
     pub limits: Limits,
     pub agents: AgentIndex,
+    /// Per agent entry, its role names: shared by every audit record of its requests.
+    pub agent_roles: Vec<Arc<[Arc<str>]>>,
     pub routes: RouteTable,
     pub roles: Vec<CompiledRole>,
     pub upstreams: Vec<Arc<Upstream>>,
@@ -130,6 +132,18 @@ pub fn compile(
         .collect();
     let role_index = |name: &str| roles.iter().position(|r| r.name.as_ref() == name);
 
+    let agent_roles: Vec<Arc<[Arc<str>]>> = f
+        .agents
+        .iter()
+        .map(|a| {
+            a.roles
+                .iter()
+                .filter_map(|r| role_index(r))
+                .map(|r| roles[r].name.clone())
+                .collect::<Vec<_>>()
+                .into()
+        })
+        .collect();
     let agents = f
         .agents
         .iter()
@@ -257,6 +271,7 @@ pub fn compile(
         trust_domain: identity.trust_domain.as_str().into(),
         limits,
         agents: AgentIndex::new(agents),
+        agent_roles,
         routes,
         roles,
         upstreams,

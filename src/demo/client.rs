@@ -17,7 +17,10 @@ use tokio_rustls::TlsConnector;
 /// What an agent got back.
 #[derive(Debug)]
 pub enum Outcome {
-    Response { status: u16, body: String },
+    Response {
+        status: u16,
+        body: String,
+    },
     /// The TLS handshake (or the connection) was refused.
     Refused(String),
 }
@@ -30,10 +33,16 @@ pub struct DemoAgent {
 
 impl DemoAgent {
     /// An agent presenting `cert`/`key`, or none when `cert` is `None`.
-    pub fn new(ca: &Path, cert_key: Option<(&Path, &Path)>, addr: SocketAddr) -> Result<Self, String> {
+    pub fn new(
+        ca: &Path,
+        cert_key: Option<(&Path, &Path)>,
+        addr: SocketAddr,
+    ) -> Result<Self, String> {
         let mut roots = RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
-            roots.add(c.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            roots
+                .add(c.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
         }
         let builder = ClientConfig::builder().with_root_certificates(roots);
         let mut config = match cert_key {
@@ -41,13 +50,19 @@ impl DemoAgent {
                 let certs = CertificateDer::pem_file_iter(cert)
                     .and_then(|i| i.collect::<Result<Vec<_>, _>>())
                     .map_err(|e| format!("{}: {e}", cert.display()))?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-                builder.with_client_auth_cert(certs, key).map_err(|e| e.to_string())?
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| format!("{}: {e}", key.display()))?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| e.to_string())?
             }
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(DemoAgent { config: Arc::new(config), addr })
+        Ok(DemoAgent {
+            config: Arc::new(config),
+            addr,
+        })
     }
 
     /// `method path` on a new connection.
@@ -59,9 +74,14 @@ impl DemoAgent {
     }
 
     async fn try_call(&self, method: &str, path: &str) -> Result<Outcome, String> {
-        let tcp = TcpStream::connect(self.addr).await.map_err(|e| e.to_string())?;
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| e.to_string())?;
         let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-        let tls = TlsConnector::from(self.config.clone()).connect(name, tcp).await.map_err(|e| e.to_string())?;
+        let tls = TlsConnector::from(self.config.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| e.to_string())?;
@@ -74,8 +94,16 @@ impl DemoAgent {
             .map_err(|e| e.to_string())?;
         let resp = send.send_request(req).await.map_err(|e| refused(&e))?;
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok(Outcome::Response { status, body: String::from_utf8_lossy(&body).into_owned() })
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Outcome::Response {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
     }
 }
 

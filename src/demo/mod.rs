@@ -22,8 +22,14 @@ pub enum DemoError {
     Certs(#[from] crate::certs::CertsError),
     #[error("{0}")]
     Config(String),
-    #[error("cannot start the demo {api} API on {addr}: {source} (is another demo still running?)")]
-    Upstream { api: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error(
+        "cannot start the demo {api} API on {addr}: {source} (is another demo still running?)"
+    )]
+    Upstream {
+        api: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     App(#[from] crate::app::AppError),
     #[error("{0}")]
@@ -42,10 +48,15 @@ pub fn ensure_certs(dir: &Path) -> Result<(), DemoError> {
     let mut quiet = std::io::sink();
     if !dir.join("ca.pem").exists() {
         commands::init(dir, false, &mut quiet)?;
-        println!("  made a development CA and server certificate in {}/", dir.display());
+        println!(
+            "  made a development CA and server certificate in {}/",
+            dir.display()
+        );
     }
     for (name, id) in AGENTS {
-        if !dir.join(format!("{name}.pem")).exists() || cert_expires_soon(&dir.join(format!("{name}.pem"))) {
+        if !dir.join(format!("{name}.pem")).exists()
+            || cert_expires_soon(&dir.join(format!("{name}.pem")))
+        {
             commands::issue(dir, id, commands::DEFAULT_AGENT_TTL, Some(name), &mut quiet)?;
             println!("  issued {name}.pem for {id}");
         }
@@ -54,14 +65,22 @@ pub fn ensure_certs(dir: &Path) -> Result<(), DemoError> {
 }
 
 fn cert_expires_soon(path: &Path) -> bool {
-    let Ok(certs) = crate::tls::load_certs(path) else { return true };
-    let Some(not_after) = certs.first().and_then(|c| crate::server::connection::cert_not_after_ms(c)) else {
+    let Ok(certs) = crate::tls::load_certs(path) else {
+        return true;
+    };
+    let Some(not_after) = certs
+        .first()
+        .and_then(|c| crate::server::connection::cert_not_after_ms(c))
+    else {
         return true;
     };
     not_after - Clock::system().now_unix_ms() < 3_600_000
 }
 
-fn upstream_addr(config: &crate::config::load::LoadedConfig, name: &str) -> Result<SocketAddr, DemoError> {
+fn upstream_addr(
+    config: &crate::config::load::LoadedConfig,
+    name: &str,
+) -> Result<SocketAddr, DemoError> {
     let url = config
         .file
         .upstreams
@@ -71,27 +90,57 @@ fn upstream_addr(config: &crate::config::load::LoadedConfig, name: &str) -> Resu
     url.trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
-        .map_err(|_| DemoError::Config(format!("the demo's `{name}` upstream must be http://IP:PORT, not {url}")))
+        .map_err(|_| {
+            DemoError::Config(format!(
+                "the demo's `{name}` upstream must be http://IP:PORT, not {url}"
+            ))
+        })
 }
 
 /// Runs the demo.
 pub async fn run(config: &Path, dir: &Path, once: bool) -> Result<(), DemoError> {
     println!("warden demo: a zero-trust proxy in front of two internal APIs\n");
     ensure_certs(dir)?;
-    let loaded = load_and_validate(config)
-        .map_err(|errs| DemoError::Config(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))?;
-    if let Some(log) = loaded.file.telemetry.audit_log.as_deref().filter(|l| *l != "-") {
+    let loaded = load_and_validate(config).map_err(|errs| {
+        DemoError::Config(
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    if let Some(log) = loaded
+        .file
+        .telemetry
+        .audit_log
+        .as_deref()
+        .filter(|l| *l != "-")
+    {
         if let Some(parent) = Path::new(log).parent() {
             let _ = std::fs::create_dir_all(parent);
         }
     }
-    for (api, name) in [(upstreams::Api::Inventory, "inventory"), (upstreams::Api::Payroll, "payroll")] {
+    for (api, name) in [
+        (upstreams::Api::Inventory, "inventory"),
+        (upstreams::Api::Payroll, "payroll"),
+    ] {
         let addr = upstream_addr(&loaded, name)?;
         upstreams::start(api, addr)
             .await
-            .map_err(|source| DemoError::Upstream { api: name, addr, source })?;
+            .map_err(|source| DemoError::Upstream {
+                api: name,
+                addr,
+                source,
+            })?;
     }
-    let running = start(config, StartOptions { clock: Clock::system(), watch_files: true }).await?;
+    let running = start(
+        config,
+        StartOptions {
+            clock: Clock::system(),
+            watch_files: true,
+        },
+    )
+    .await?;
     let env = scene::Env {
         agent_addr: running.agent_addr,
         admin_addr: running.admin_addr,
@@ -100,7 +149,9 @@ pub async fn run(config: &Path, dir: &Path, once: bool) -> Result<(), DemoError>
     println!(
         "  warden listens for agents on https://{} (mTLS), admin and metrics on http://{}\n",
         env.agent_addr,
-        env.admin_addr.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
+        env.admin_addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into())
     );
     scene::play(&env).await.map_err(DemoError::Client)?;
     scene::print_try_it(&env);

@@ -16,13 +16,19 @@ impl Env {
     fn agent(&self, name: &str) -> Result<DemoAgent, String> {
         let cert = self.certs.join(format!("{name}.pem"));
         let key = self.certs.join(format!("{name}-key.pem"));
-        DemoAgent::new(&self.certs.join("ca.pem"), Some((&cert, &key)), self.agent_addr)
+        DemoAgent::new(
+            &self.certs.join("ca.pem"),
+            Some((&cert, &key)),
+            self.agent_addr,
+        )
     }
 }
 
 fn show(step: &str, who: &str, method: &str, path: &str, outcome: &Outcome) {
     let verdict = match outcome {
-        Outcome::Response { status, body } if *status < 400 => format!("{status} allowed  {}", shorten(body)),
+        Outcome::Response { status, body } if *status < 400 => {
+            format!("{status} allowed  {}", shorten(body))
+        }
         Outcome::Response { status, body } => format!("{status} refused  {}", shorten(body)),
         Outcome::Refused(e) => format!("TLS handshake refused ({})", shorten(e)),
     };
@@ -46,10 +52,34 @@ pub async fn play(env: &Env) -> Result<(), String> {
 
     println!("Least privilege and segmentation:");
     for (step, agent, who, method, path) in [
-        ("  1.", &inventory, "inventory-bot", "GET", "/inventory/items"),
-        ("  2.", &inventory, "inventory-bot", "GET", "/payroll/salaries"),
-        ("  3.", &inventory, "inventory-bot", "GET", "/inventory/admin/users"),
-        ("  4.", &inventory, "inventory-bot", "POST", "/inventory/orders"),
+        (
+            "  1.",
+            &inventory,
+            "inventory-bot",
+            "GET",
+            "/inventory/items",
+        ),
+        (
+            "  2.",
+            &inventory,
+            "inventory-bot",
+            "GET",
+            "/payroll/salaries",
+        ),
+        (
+            "  3.",
+            &inventory,
+            "inventory-bot",
+            "GET",
+            "/inventory/admin/users",
+        ),
+        (
+            "  4.",
+            &inventory,
+            "inventory-bot",
+            "POST",
+            "/inventory/orders",
+        ),
         ("  5.", &payroll, "payroll-bot", "GET", "/payroll/salaries"),
         ("  6.", &nobody, "(no cert)", "GET", "/inventory/items"),
     ] {
@@ -69,7 +99,11 @@ async fn rogue(env: &Env) -> Result<(), String> {
     let learning_until = tokio::time::Instant::now() + Duration::from_millis(5_500);
     let mut n = 0u32;
     while tokio::time::Instant::now() < learning_until {
-        let path = if n % 3 == 0 { "/inventory/items".to_string() } else { format!("/inventory/items/{}", 100 + n % 7) };
+        let path = if n % 3 == 0 {
+            "/inventory/items".to_string()
+        } else {
+            format!("/inventory/items/{}", 100 + n % 7)
+        };
         rogue.call("GET", &path).await;
         n += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -77,7 +111,11 @@ async fn rogue(env: &Env) -> Result<(), String> {
     println!("  7. rogue-bot      made {n} ordinary requests during its learning period");
     let mut quarantined_after = None;
     for i in 0..60u32 {
-        let path = format!("/inventory/{}/{}", ["backup", "export", "dump", "users", "keys", "config"][i as usize % 6], i);
+        let path = format!(
+            "/inventory/{}/{}",
+            ["backup", "export", "dump", "users", "keys", "config"][i as usize % 6],
+            i
+        );
         let outcome = rogue.call("GET", &path).await;
         if let Outcome::Response { status: 403, body } = &outcome {
             if body.contains("quarantined") {
@@ -88,16 +126,24 @@ async fn rogue(env: &Env) -> Result<(), String> {
         }
     }
     match quarantined_after {
-        Some(i) => println!("     quarantined by the anomaly engine after {i} enumerating requests\n"),
-        None => println!("     (not quarantined: the anomaly engine did not cross its threshold)\n"),
+        Some(i) => {
+            println!("     quarantined by the anomaly engine after {i} enumerating requests\n")
+        }
+        None => {
+            println!("     (not quarantined: the anomaly engine did not cross its threshold)\n")
+        }
     }
     if let Some(admin) = env.admin_addr {
         let (_, agents) = admin_get(admin, "/agents/spiffe://example.org/agent/rogue-bot").await;
-        println!("  GET /agents/spiffe://example.org/agent/rogue-bot\n    {}", agents.trim());
+        println!(
+            "  GET /agents/spiffe://example.org/agent/rogue-bot\n    {}",
+            agents.trim()
+        );
         let (_, metrics) = admin_get(admin, "/metrics").await;
         println!("  /metrics excerpt:");
         for line in metrics.lines().filter(|l| {
-            (l.starts_with("warden_requests_total{") && l.contains("agent=\"spiffe://example.org/agent/inventory-bot\""))
+            (l.starts_with("warden_requests_total{")
+                && l.contains("agent=\"spiffe://example.org/agent/inventory-bot\""))
                 || l.starts_with("warden_agent_quarantined{")
                 || l.starts_with("warden_agent_anomaly_score{")
                 || (l.starts_with("warden_tls_handshakes_total{") && l.contains("error"))
@@ -111,7 +157,9 @@ async fn rogue(env: &Env) -> Result<(), String> {
 /// A plain HTTP/1.1 GET on the admin listener.
 pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else { return (0, String::new()) };
+    let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
+        return (0, String::new());
+    };
     let req = format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n");
     if tcp.write_all(req.as_bytes()).await.is_err() {
         return (0, String::new());
@@ -119,8 +167,15 @@ pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut out = Vec::new();
     let _ = tcp.read_to_end(&mut out).await;
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 

@@ -21,7 +21,11 @@ pub enum Api {
 }
 
 fn answer(api: Api, req: &Request<Incoming>) -> (StatusCode, serde_json::Value) {
-    let agent = req.headers().get("x-warden-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let agent = req
+        .headers()
+        .get("x-warden-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let path = req.uri().path();
     let data = match (api, path) {
         (Api::Inventory, "/inventory/items") => json!([
@@ -33,7 +37,12 @@ fn answer(api: Api, req: &Request<Incoming>) -> (StatusCode, serde_json::Value) 
         }
         (Api::Inventory, "/inventory/orders") => json!({"order": "accepted"}),
         (Api::Payroll, "/payroll/salaries") => json!([{"employee": "e-1", "salary": 123456}]),
-        (_, p) => return (StatusCode::NOT_FOUND, json!({"error": "not found", "path": p})),
+        (_, p) => {
+            return (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not found", "path": p}),
+            )
+        }
     };
     (StatusCode::OK, json!({"data": data, "served_to": agent}))
 }
@@ -44,14 +53,18 @@ pub async fn start(api: Api, addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| async move {
                     let (status, body) = answer(api, &req);
                     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
                     *resp.status_mut() = status;
-                    resp.headers_mut()
-                        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+                    resp.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
                     Ok::<_, Infallible>(resp)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
 use tokio::time::Instant;
 
 use super::body::OnEnd;
@@ -12,6 +14,7 @@ use super::runtime::Runtime;
 use crate::admit::AgentState;
 use crate::config::compile::Snapshot;
 use crate::decision::{Reason, RuleRef, Verdict};
+use crate::telemetry::audit::{AuditDecision, AuditRecord, RecordKind, TryRecordError};
 use crate::telemetry::metrics::Metrics;
 
 /// What is known about a request by the time it is decided.
@@ -27,6 +30,8 @@ pub struct RequestRecord {
     pub agent_id: Option<Arc<str>>,
     pub agent: Option<Arc<AgentState>>,
     pub roles: Option<Arc<str>>,
+    /// The agent entry's role names, for the audit record.
+    pub role_list: Option<Arc<[Arc<str>]>>,
     pub route: Option<usize>,
     pub upstream: Option<usize>,
     pub rule: Option<RuleRef>,
@@ -36,6 +41,8 @@ pub struct RequestRecord {
     pub bytes_in: Arc<AtomicU64>,
     /// When the upstream answered with a response head.
     pub upstream_elapsed: Option<std::time::Duration>,
+    pub anomaly_score: f64,
+    pub signals: Vec<Cow<'static, str>>,
 }
 
 impl RequestRecord {
@@ -51,6 +58,53 @@ impl RequestRecord {
         self.rule
             .as_ref()
             .map(|r| crate::authz::decide::rule_label(&self.snap, r))
+    }
+}
+
+impl RequestRecord {
+    fn audit_record(
+        &self,
+        elapsed: std::time::Duration,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) -> AuditRecord {
+        let now_ms = self.rt.clock.now_unix_ms();
+        AuditRecord {
+            ts: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            kind: RecordKind::Request,
+            request_id: self.request_id.clone(),
+            agent: self.agent_id.clone(),
+            roles: self
+                .role_list
+                .clone()
+                .unwrap_or_else(|| Arc::from(Vec::new())),
+            source_ip: self.source_ip,
+            method: Some(match Metrics::method_label(&self.method) {
+                "OTHER" => Cow::Owned(self.method.as_str().to_string()),
+                m => Cow::Borrowed(m),
+            }),
+            host: self.host.clone(),
+            path: Some(self.path.clone()),
+            route: self.route,
+            upstream: self
+                .upstream
+                .and_then(|u| self.snap.upstreams.get(u))
+                .map(|u| u.name.clone()),
+            rule: self.rule_label().map(Arc::from),
+            decision: match self.verdict {
+                Verdict::Allow => AuditDecision::Allow,
+                Verdict::Deny => AuditDecision::Deny,
+                Verdict::ShadowDeny => AuditDecision::ShadowDeny,
+            },
+            reason: Cow::Borrowed(self.reason.as_str()),
+            status: Some(self.status),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            bytes_in,
+            bytes_out,
+            anomaly_score: self.anomaly_score,
+            signals: self.signals.clone(),
+        }
     }
 }
 
@@ -95,6 +149,15 @@ impl OnEnd for RequestRecord {
             a.requests.fetch_add(1, Ordering::Relaxed);
             if self.verdict != Verdict::Allow {
                 a.denials.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(audit) = &self.rt.audit {
+            let rec = self.audit_record(elapsed, bytes_in, bytes_out);
+            if let Err(TryRecordError::Full(rec)) = audit.try_record(rec) {
+                // The request already waited for room before it started; a record that still
+                // finds the queue full is handed to a task that waits, never dropped.
+                let audit = audit.clone();
+                tokio::spawn(async move { audit.record(rec).await });
             }
         }
         tracing::debug!(

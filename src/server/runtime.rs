@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::admit::AgentRegistry;
 use crate::clock::Clock;
 use crate::config::reload::ConfigHandle;
+use crate::telemetry::audit::AuditLog;
 use crate::telemetry::metrics::Metrics;
 
 use super::ids::RequestIds;
@@ -15,6 +16,8 @@ pub struct Runtime {
     pub agents: AgentRegistry,
     pub clock: Clock,
     pub ids: RequestIds,
+    /// `None` when `telemetry.audit_log` is unset.
+    pub audit: Option<AuditLog>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -24,13 +27,19 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    pub fn new(config: Arc<ConfigHandle>, metrics: Arc<Metrics>, clock: Clock) -> Self {
+    pub fn new(
+        config: Arc<ConfigHandle>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+        audit: Option<AuditLog>,
+    ) -> Self {
         Runtime {
             config,
             metrics,
             agents: AgentRegistry::new(100_000),
             clock,
             ids: RequestIds::new(),
+            audit,
         }
     }
 }

@@ -32,6 +32,10 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
     let _inflight = conn.begin_request();
+    if let Some(audit) = &rt.audit {
+        // Back-pressure: while the audit writer is behind, new requests wait, none is lost.
+        audit.room().await;
+    }
     let snap = rt.config.snapshot();
     let mut rec = Box::new(RequestRecord {
         request_id: rt.ids.next(),
@@ -43,6 +47,7 @@ pub async fn handle(
         agent_id: None,
         agent: None,
         roles: None,
+        role_list: None,
         route: None,
         upstream: None,
         rule: None,
@@ -51,6 +56,8 @@ pub async fn handle(
         status: 0,
         bytes_in: Arc::new(AtomicU64::new(0)),
         upstream_elapsed: None,
+        anomaly_score: 0.0,
+        signals: Vec::new(),
         rt: rt.clone(),
         snap: snap.clone(),
     });
@@ -67,6 +74,7 @@ pub async fn handle(
     let state = conn.agent_state(&rt, &peer.agent_id);
     rec.agent = Some(state.clone());
     rec.roles = Some(agent.roles_header.clone());
+    rec.role_list = snap.agent_roles.get(agent.entry).cloned();
     let now_ms = rt.clock.now_unix_ms();
     state.touch(now_ms);
 

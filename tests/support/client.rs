@@ -190,6 +190,16 @@ impl AgentClient {
         }
     }
 
+    /// A keep-alive HTTP/1.1 connection for many requests.
+    pub async fn session(&self) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+        let tls = self.connect().await.expect("connect");
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        send
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(Request::get(path).body(Full::new(Bytes::new())).unwrap())
             .await

@@ -1,0 +1,162 @@
+//! The audit record a caller builds for every decision, and its JSON form.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+/// What the record is about: an HTTP request, or a connection refused before any request
+/// (a failed TLS handshake).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordKind {
+    Request,
+    Connection,
+}
+
+/// The outcome as the metrics label it: `allow`, `deny` or `shadow_deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDecision {
+    Allow,
+    Deny,
+    /// Shadow mode: the request would have been refused but went through.
+    ShadowDeny,
+}
+
+/// One decision, as the caller knows it when the request (or connection) ends.
+///
+/// The fields are owned so the record can cross to the writer thread; those a caller already
+/// holds shared (agent id, roles, upstream and rule names from the config snapshot) are `Arc`s,
+/// and fixed vocabulary (method, reason, signals) is `Cow<'static, str>`, so building one costs
+/// little more than the request id and path strings. `prev_hash` and `hash` are not fields:
+/// the writer adds them when it links the record into the chain (see the module docs).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// When the decision was made; written as RFC 3339 UTC with milliseconds.
+    #[serde(serialize_with = "rfc3339_millis")]
+    pub ts: OffsetDateTime,
+    pub kind: RecordKind,
+    pub request_id: String,
+    pub agent: Option<Arc<str>>,
+    pub roles: Arc<[Arc<str>]>,
+    pub source_ip: IpAddr,
+    /// Absent (null) on connection records, which have no request.
+    pub method: Option<Cow<'static, str>>,
+    /// Host of the request, or the TLS server name on a connection record.
+    pub host: Option<String>,
+    pub path: Option<String>,
+    /// Index of the matching route in the config, null when none matched.
+    pub route: Option<usize>,
+    pub upstream: Option<Arc<str>>,
+    /// The deciding rule, e.g. `inventory-agent/allow[0]`.
+    pub rule: Option<Arc<str>>,
+    pub decision: AuditDecision,
+    /// The reason string of the contract: `ok`, `denied`, `tls_handshake`, ...
+    pub reason: Cow<'static, str>,
+    /// HTTP status sent; null on connection records.
+    pub status: Option<u16>,
+    #[serde(serialize_with = "finite")]
+    pub duration_ms: f64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    #[serde(serialize_with = "finite")]
+    pub anomaly_score: f64,
+    /// The anomaly engine's strongest signals, short names.
+    pub signals: Vec<Cow<'static, str>>,
+}
+
+impl AuditRecord {
+    /// A connection record: a refused handshake from `source_ip`, with nothing request-shaped.
+    pub fn connection(
+        ts: OffsetDateTime,
+        request_id: String,
+        source_ip: IpAddr,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        AuditRecord {
+            ts,
+            kind: RecordKind::Connection,
+            request_id,
+            agent: None,
+            roles: Arc::from(Vec::new()),
+            source_ip,
+            method: None,
+            host: None,
+            path: None,
+            route: None,
+            upstream: None,
+            rule: None,
+            decision: AuditDecision::Deny,
+            reason: reason.into(),
+            status: None,
+            duration_ms: 0.0,
+            bytes_in: 0,
+            bytes_out: 0,
+            anomaly_score: 0.0,
+            signals: Vec::new(),
+        }
+    }
+}
+
+fn rfc3339_millis<S: Serializer>(ts: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let text = ts
+        .to_offset(UtcOffset::UTC)
+        .format(&format)
+        .map_err(serde::ser::Error::custom)?;
+    s.serialize_str(&text)
+}
+
+/// JSON has no NaN or infinity and serde_json would write `null` where a number is expected;
+/// a non-finite measure carries no information, so it is written as 0.
+fn finite<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(if v.is_finite() { *v } else { 0.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn connection_record_serialises_with_nulls_and_utc_millis() {
+        let ts = datetime!(2025-03-04 05:06:07.891234 +02:00);
+        let rec = AuditRecord::connection(
+            ts,
+            "r1".into(),
+            "127.0.0.1".parse().unwrap(),
+            "tls_handshake",
+        );
+        let v: serde_json::Value = serde_json::to_value(&rec).unwrap();
+        assert_eq!(v["ts"], "2025-03-04T03:06:07.891Z");
+        assert_eq!(v["kind"], "connection");
+        assert_eq!(v["decision"], "deny");
+        assert_eq!(v["reason"], "tls_handshake");
+        assert!(v["status"].is_null());
+        assert!(v["method"].is_null());
+        assert_eq!(v["roles"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn non_finite_measures_are_written_as_zero() {
+        let mut rec = AuditRecord::connection(
+            OffsetDateTime::UNIX_EPOCH,
+            "r".into(),
+            "::1".parse().unwrap(),
+            "tls_handshake",
+        );
+        rec.anomaly_score = f64::NAN;
+        rec.duration_ms = f64::INFINITY;
+        rec.decision = AuditDecision::ShadowDeny;
+        let v: serde_json::Value = serde_json::to_value(&rec).unwrap();
+        assert_eq!(v["anomaly_score"], 0.0);
+        assert_eq!(v["duration_ms"], 0.0);
+        assert_eq!(v["decision"], "shadow_deny");
+        assert_eq!(v["ts"], "1970-01-01T00:00:00.000Z");
+    }
+}
