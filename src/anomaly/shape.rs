@@ -7,36 +7,50 @@
 /// How many leading segments make a shape; deeper segments only count as "there is more".
 pub const SHAPE_SEGMENTS: usize = 3;
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-/// Stands for a folded identifier; never produced by a path byte run because it is fed as a tag.
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Stands for a folded identifier; path bytes are fed as whole words, tags as single bytes.
 const ID_TAG: u8 = 0xff;
 const SEP_TAG: u8 = b'/';
 const MORE_TAG: u8 = 0xfe;
 
-/// FNV-1a, then a final avalanche so that the bits used by the Bloom filter are well mixed.
+/// A word-at-a-time multiply-rotate hash with a final avalanche, so the bits the Bloom filter
+/// uses are well mixed. Not keyed: it only has to spread honest values, and a colliding path
+/// would still have to be a path the agent really uses.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Hasher(u64);
 
 impl Hasher {
     pub(crate) fn new(domain: u8) -> Self {
-        let mut h = Self(FNV_OFFSET);
+        let mut h = Self(SEED);
         h.byte(domain);
         h
     }
 
-    pub(crate) fn byte(&mut self, b: u8) {
-        self.0 = (self.0 ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0 ^ w).wrapping_mul(MULTIPLIER).rotate_left(29);
     }
 
+    pub(crate) fn byte(&mut self, b: u8) {
+        self.word(u64::from(b) | 0x100);
+    }
+
+    /// The length goes in with the last word, so `"ab" + "c"` and `"a" + "bc"` differ.
     pub(crate) fn bytes(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.byte(b);
+        let mut chunks = bytes.chunks_exact(8);
+        let mut word = [0u8; 8];
+        for chunk in &mut chunks {
+            word.copy_from_slice(chunk);
+            self.word(u64::from_le_bytes(word));
         }
+        let rest = chunks.remainder();
+        word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        self.word(u64::from_le_bytes(word) ^ ((bytes.len() as u64) << 56) ^ 0x200);
     }
 
     pub(crate) fn u64(&mut self, v: u64) {
-        self.bytes(&v.to_le_bytes());
+        self.word(v);
     }
 
     pub(crate) fn finish(self) -> u64 {
@@ -154,6 +168,19 @@ mod tests {
             path_shape("/inventory/items/42/notes"),
             "only the leading segments shape a path"
         );
+    }
+
+    #[test]
+    fn hash_separates_concatenations() {
+        let mut a = Hasher::new(0);
+        a.bytes(b"ab");
+        a.bytes(b"c");
+        let mut b = Hasher::new(0);
+        b.bytes(b"a");
+        b.bytes(b"bc");
+        assert_ne!(a.finish(), b.finish());
+        assert_ne!(hash_str(0, "12345678"), hash_str(0, "123456789"));
+        assert_ne!(hash_str(0, ""), hash_str(1, ""));
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl Rate {
     pub(crate) fn strength(&self) -> f64 {
         let Some(d) = self.deviation() else { return 0.0 };
         let z = (d - self.dev.mean()) / self.dev.sd().max(RATE_DEV_FLOOR);
-        ramp(d.exp(), 3.0, 7.0).min(ramp(z, 3.0, 6.0))
+        ramp(d.exp(), 3.0, 6.0).min(ramp(z, 2.5, 5.0))
     }
 
     /// Current and usual rate, requests per second.
