@@ -64,14 +64,54 @@ impl Rng {
     }
 }
 
-const UPSTREAMS: [&str; 8] = ["inventory", "catalog", "orders", "billing", "search", "tickets", "users", "reports"];
-const RESOURCES: [&str; 10] =
-    ["items", "stock", "orders", "invoices", "customers", "products", "tickets", "notes", "jobs", "files"];
+const UPSTREAMS: [&str; 8] = [
+    "inventory",
+    "catalog",
+    "orders",
+    "billing",
+    "search",
+    "tickets",
+    "users",
+    "reports",
+];
+const RESOURCES: [&str; 10] = [
+    "items",
+    "stock",
+    "orders",
+    "invoices",
+    "customers",
+    "products",
+    "tickets",
+    "notes",
+    "jobs",
+    "files",
+];
 const SUBRESOURCES: [&str; 3] = ["history", "lines", "status"];
 const WORDLIST: [&str; 24] = [
-    "admin", "backup", "config", "debug", "internal", "secrets", "export", "dump", "env", "keys",
-    "tokens", "private", "old", "test", "staging", "metrics", "actuator", "console", "graphql",
-    "swagger", "api-docs", "server-status", "phpinfo", "wp-admin",
+    "admin",
+    "backup",
+    "config",
+    "debug",
+    "internal",
+    "secrets",
+    "export",
+    "dump",
+    "env",
+    "keys",
+    "tokens",
+    "private",
+    "old",
+    "test",
+    "staging",
+    "metrics",
+    "actuator",
+    "console",
+    "graphql",
+    "swagger",
+    "api-docs",
+    "server-status",
+    "phpinfo",
+    "wp-admin",
 ];
 
 #[derive(Clone, Copy)]
@@ -107,7 +147,8 @@ impl Endpoint {
             2 => IdKind::Uuid,
             _ => IdKind::Hex,
         };
-        let suffix = (rng.chance(0.25) && !matches!(id, IdKind::None)).then(|| *rng.pick(&SUBRESOURCES));
+        let suffix =
+            (rng.chance(0.25) && !matches!(id, IdKind::None)).then(|| *rng.pick(&SUBRESOURCES));
         Self {
             upstream,
             method,
@@ -137,7 +178,11 @@ impl Endpoint {
                     b & 0xffff_ffff_ffff
                 )
             }
-            IdKind::Hex => write!(out, "/{:024x}", u128::from(rng.next()) << 32 | u128::from(rng.next() >> 32)),
+            IdKind::Hex => write!(
+                out,
+                "/{:024x}",
+                u128::from(rng.next()) << 32 | u128::from(rng.next() >> 32)
+            ),
         };
         if let Some(s) = self.suffix {
             out.push('/');
@@ -162,14 +207,23 @@ struct Habits {
 
 impl Habits {
     fn random(rng: &mut Rng, index: u64) -> Self {
-        let upstreams: Vec<&'static str> = (0..1 + rng.below(3)).map(|_| *rng.pick(&UPSTREAMS)).collect();
-        let endpoints: Vec<Endpoint> = (0..3 + rng.below(5)).map(|_| Endpoint::random(rng, &upstreams)).collect();
+        let upstreams: Vec<&'static str> = (0..1 + rng.below(3))
+            .map(|_| *rng.pick(&UPSTREAMS))
+            .collect();
+        let endpoints: Vec<Endpoint> = (0..3 + rng.below(5))
+            .map(|_| Endpoint::random(rng, &upstreams))
+            .collect();
         let total_weight = endpoints.iter().map(|e| e.weight).sum();
         let pause = rng.chance(0.5).then(|| {
             let from = LEARNING + rng.unit() * 2.0 * HOUR;
             (from, from + rng.log_uniform(600.0, 3600.0))
         });
-        let rotation = (index % 10 == 3).then(|| (LEARNING + rng.unit() * 2.5 * HOUR, format!("{index:04x}-renewed")));
+        let rotation = (index % 10 == 3).then(|| {
+            (
+                LEARNING + rng.unit() * 2.5 * HOUR,
+                format!("{index:04x}-renewed"),
+            )
+        });
         Self {
             rate: rng.log_uniform(0.2, 20.0),
             start: rng.unit() * 1800.0,
@@ -178,7 +232,12 @@ impl Habits {
             rare: Endpoint::random(rng, &upstreams),
             endpoints,
             total_weight,
-            ip: IpAddr::V4(Ipv4Addr::new(10, 1, (index / 250) as u8, (index % 250) as u8 + 1)),
+            ip: IpAddr::V4(Ipv4Addr::new(
+                10,
+                1,
+                (index / 250) as u8,
+                (index % 250) as u8 + 1,
+            )),
             serial: format!("{index:04x}"),
             rotation,
         }
@@ -210,14 +269,21 @@ impl Agent {
         let mut rng = Rng(seed);
         let habits = Habits::random(&mut rng, index);
         let now = habits.start;
-        Self { habits, rng, now, batch_left: 0, behaviour: AgentBehaviour::new() }
+        Self {
+            habits,
+            rng,
+            now,
+            batch_left: 0,
+            behaviour: AgentBehaviour::new(),
+        }
     }
 
     /// Advances to the next request time: Poisson arrivals around a slowly varying rate, an
     /// occasional quick batch, and an idle pause for some agents.
     fn advance(&mut self, speedup: f64) {
         let h = &self.habits;
-        let slow_wave = 1.0 + 0.4 * (std::f64::consts::TAU * self.now / (2.0 * HOUR) + h.phase).sin();
+        let slow_wave =
+            1.0 + 0.4 * (std::f64::consts::TAU * self.now / (2.0 * HOUR) + h.phase).sin();
         let mut rate = h.rate * slow_wave * speedup;
         if self.batch_left > 0 {
             self.batch_left -= 1;
@@ -239,10 +305,13 @@ impl Agent {
             &h.rare
         } else {
             let mut x = self.rng.unit() * h.total_weight;
-            h.endpoints.iter().find(|e| {
-                x -= e.weight;
-                x <= 0.0
-            }).unwrap_or(&h.endpoints[0])
+            h.endpoints
+                .iter()
+                .find(|e| {
+                    x -= e.weight;
+                    x <= 0.0
+                })
+                .unwrap_or(&h.endpoints[0])
         };
         endpoint.write_path(&mut self.rng, &mut req.path);
         req.upstream = endpoint.upstream;
@@ -345,7 +414,11 @@ enum Attack {
 
 /// Turns a regular agent into an attacker and returns the number of anomalous requests until its
 /// score crossed the threshold, with the signal that led, or `None`.
-fn run_attack(agent: &mut Agent, attack: Attack, settings: &AnomalySettings) -> Option<(u64, String)> {
+fn run_attack(
+    agent: &mut Agent,
+    attack: Attack,
+    settings: &AnomalySettings,
+) -> Option<(u64, String)> {
     let mut req = empty_request();
     let mut clone_clock = agent.now;
     let mut clone_rng = Rng(0xc10e);
@@ -415,13 +488,19 @@ fn run_fleet(seeds: &[u64], settings: &AnomalySettings) -> Tally {
                         let index = (chunk * per_thread + i) as u64;
                         let mut agent = Agent::new(seed, index);
                         run_normal(&mut agent, END, settings, &mut tally);
-                        assert!(!agent.behaviour.snapshot().learning, "agent {index} finished learning");
+                        assert!(
+                            !agent.behaviour.snapshot().learning,
+                            "agent {index} finished learning"
+                        );
                     }
                     tally
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("fleet thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("fleet thread"))
+            .collect()
     });
     tallies.into_iter().fold(Tally::default(), |mut all, t| {
         all.requests += t.requests;
@@ -443,7 +522,12 @@ fn fleet_of_regular_agents_and_four_attackers() {
     let seeds: Vec<u64> = (0..NORMAL_AGENTS + 4).map(|_| seed.next()).collect();
     let mut tally = run_fleet(&seeds[..NORMAL_AGENTS as usize], &settings);
 
-    let attacks = [Attack::Enumeration, Attack::BytesOut, Attack::Rate, Attack::Clone];
+    let attacks = [
+        Attack::Enumeration,
+        Attack::BytesOut,
+        Attack::Rate,
+        Attack::Clone,
+    ];
     let mut failures = Vec::new();
     for (i, attack) in attacks.into_iter().enumerate() {
         let index = NORMAL_AGENTS + i as u64;
@@ -462,7 +546,10 @@ fn fleet_of_regular_agents_and_four_attackers() {
         for s in &agent.behaviour.snapshot().signals {
             println!("    {} {:.2}: {}", s.signal, s.strength, s.detail);
         }
-        if !outcome.as_ref().is_some_and(|(n, _)| *n <= DETECTION_BUDGET) {
+        if !outcome
+            .as_ref()
+            .is_some_and(|(n, _)| *n <= DETECTION_BUDGET)
+        {
             failures.push(format!("{attack:?}: {outcome:?}"));
         }
     }
@@ -474,8 +561,21 @@ fn fleet_of_regular_agents_and_four_attackers() {
         tally.max_score,
         tally.false_positives
     );
-    println!("strongest signals on regular traffic: {:?}", tally.max_signal);
-    assert!(tally.requests > 100_000, "an honest amount of traffic: {}", tally.requests);
-    assert_eq!(tally.false_positives, 0, "no regular request crosses the threshold");
-    assert!(failures.is_empty(), "attacks not detected within {DETECTION_BUDGET} requests: {failures:?}");
+    println!(
+        "strongest signals on regular traffic: {:?}",
+        tally.max_signal
+    );
+    assert!(
+        tally.requests > 100_000,
+        "an honest amount of traffic: {}",
+        tally.requests
+    );
+    assert_eq!(
+        tally.false_positives, 0,
+        "no regular request crosses the threshold"
+    );
+    assert!(
+        failures.is_empty(),
+        "attacks not detected within {DETECTION_BUDGET} requests: {failures:?}"
+    );
 }

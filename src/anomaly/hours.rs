@@ -21,7 +21,11 @@ pub(crate) struct HourHistogram {
 
 impl Default for HourHistogram {
     fn default() -> Self {
-        Self { bins: [0.0; HOURS_PER_WEEK], total: 0.0, origin: 0.0 }
+        Self {
+            bins: [0.0; HOURS_PER_WEEK],
+            total: 0.0,
+            origin: 0.0,
+        }
     }
 }
 
@@ -46,7 +50,11 @@ impl HourHistogram {
     }
 
     fn rescale(&mut self, weight: f64) {
-        let factor = if weight.is_finite() { 1.0 / weight } else { 0.0 };
+        let factor = if weight.is_finite() {
+            1.0 / weight
+        } else {
+            0.0
+        };
         for b in &mut self.bins {
             *b = (f64::from(*b) * factor) as f32;
         }
@@ -68,11 +76,16 @@ impl HourHistogram {
                 mass += f64::from(self.bins[h]);
             } else {
                 let hour_of_day = h % 24;
-                mass += (0..7).map(|d| f64::from(self.bins[d * 24 + hour_of_day])).sum::<f64>();
+                mass += (0..7)
+                    .map(|d| f64::from(self.bins[d * 24 + hour_of_day]))
+                    .sum::<f64>();
             }
         }
         let even = if by_week { 3.0 / 168.0 } else { 3.0 / 24.0 };
-        Some(HourShare { share: mass / self.total, even })
+        Some(HourShare {
+            share: mass / self.total,
+            even,
+        })
     }
 
     pub(crate) fn strength(share: HourShare) -> f64 {
@@ -94,7 +107,8 @@ mod tests {
             for hour in 9..17 {
                 for minute in 0..6 {
                     let how = (day % 7) * 24 + hour;
-                    let now = f64::from(day) * DAY + f64::from(hour) * 3600.0 + f64::from(minute) * 600.0;
+                    let now =
+                        f64::from(day) * DAY + f64::from(hour) * 3600.0 + f64::from(minute) * 600.0;
                     h.add(now, how as u16);
                 }
             }
@@ -121,10 +135,18 @@ mod tests {
     fn weekends_count_once_a_week_is_known() {
         let h = office_hours(10);
         let saturday_noon = 5 * 24 + 12;
-        let by_day = h.share(saturday_noon, 6.0 * DAY).map(HourHistogram::strength);
-        let by_week = h.share(saturday_noon, 10.0 * DAY).map(HourHistogram::strength);
+        let by_day = h
+            .share(saturday_noon, 6.0 * DAY)
+            .map(HourHistogram::strength);
+        let by_week = h
+            .share(saturday_noon, 10.0 * DAY)
+            .map(HourHistogram::strength);
         assert_eq!(by_day, Some(0.0), "by hour of day, noon is usual");
-        assert_eq!(by_week, Some(MAX_STRENGTH), "by hour of week, Saturday is not");
+        assert_eq!(
+            by_week,
+            Some(MAX_STRENGTH),
+            "by hour of week, Saturday is not"
+        );
     }
 
     #[test]
@@ -133,7 +155,10 @@ mod tests {
         h.add(0.0, 10);
         h.add(400.0 * DAY, 10);
         h.add(400.0 * DAY, 20);
-        let share = h.share(10, 400.0 * DAY).map(|s| s.share).unwrap_or_default();
+        let share = h
+            .share(10, 400.0 * DAY)
+            .map(|s| s.share)
+            .unwrap_or_default();
         assert!((share - 0.5).abs() < 1e-3, "{share}");
         assert!(h.total.is_finite() && h.total < 10.0);
     }

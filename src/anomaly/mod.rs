@@ -33,8 +33,8 @@ use crate::config::schema::{AnomalyAction, AnomalySection};
 
 pub use report::{BehaviourReport, SignalReport};
 pub use shape::{is_identifier, path_shape, SHAPE_SEGMENTS};
-pub use state::MIN_LEARNING_REQUESTS;
 use state::State;
+pub use state::MIN_LEARNING_REQUESTS;
 
 /// The `anomaly` section of the config with its defaults applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +168,9 @@ impl Default for AgentBehaviour {
 
 impl AgentBehaviour {
     pub fn new() -> Self {
-        Self { state: Mutex::new(State::new()) }
+        Self {
+            state: Mutex::new(State::new()),
+        }
     }
 
     /// Learns from one request and scores it. O(1) time, no allocation unless signals fire.

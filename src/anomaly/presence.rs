@@ -52,7 +52,9 @@ mod tests {
     fn interleaving_flips_every_time() {
         let mut p = Presence::default();
         p.observe(1, 0.0);
-        let flips = (1..10u32).filter(|&i| p.observe(1 + u64::from(i % 2), f64::from(i))).count();
+        let flips = (1..10u32)
+            .filter(|&i| p.observe(1 + u64::from(i % 2), f64::from(i)))
+            .count();
         assert_eq!(flips, 9);
     }
 

@@ -112,11 +112,29 @@ mod tests {
 
     #[test]
     fn details_read_as_sentences() {
-        let rate = Signal { kind: SignalKind::Rate, strength: 1.0, value: 42.0, baseline: 3.0 };
+        let rate = Signal {
+            kind: SignalKind::Rate,
+            strength: 1.0,
+            value: 42.0,
+            baseline: 3.0,
+        };
         assert_eq!(detail(&rate), "rate 42/s vs usual 3.0/s");
-        let out = Signal { kind: SignalKind::BytesOut, strength: 1.0, value: 40960.0, baseline: 2048.0 };
+        let out = Signal {
+            kind: SignalKind::BytesOut,
+            strength: 1.0,
+            value: 40960.0,
+            baseline: 2048.0,
+        };
         assert_eq!(detail(&out), "responses 40.0 KiB vs usual 2.0 KiB");
-        let denials = Signal { kind: SignalKind::DenialBurst, strength: 1.0, value: 0.6, baseline: 0.01 };
-        assert_eq!(detail(&denials), "denied 60.0% of recent requests vs usual 1.0%");
+        let denials = Signal {
+            kind: SignalKind::DenialBurst,
+            strength: 1.0,
+            value: 0.6,
+            baseline: 0.01,
+        };
+        assert_eq!(
+            detail(&denials),
+            "denied 60.0% of recent requests vs usual 1.0%"
+        );
     }
 }

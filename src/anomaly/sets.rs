@@ -11,7 +11,11 @@ pub(crate) struct SmallSet<const N: usize> {
 
 impl<const N: usize> Default for SmallSet<N> {
     fn default() -> Self {
-        Self { items: [0; N], len: 0, saturated: false }
+        Self {
+            items: [0; N],
+            len: 0,
+            saturated: false,
+        }
     }
 }
 
@@ -52,7 +56,9 @@ pub(crate) struct Bloom {
 
 impl Default for Bloom {
     fn default() -> Self {
-        Self { words: [0; BLOOM_WORDS] }
+        Self {
+            words: [0; BLOOM_WORDS],
+        }
     }
 }
 

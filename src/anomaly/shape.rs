@@ -124,7 +124,8 @@ fn is_token(s: &str) -> bool {
     if s.len() < 16 {
         return false;
     }
-    let alphabet = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'.');
+    let alphabet =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'.');
     if !s.bytes().all(alphabet) {
         return false;
     }
@@ -149,10 +150,17 @@ mod tests {
         let a = path_shape("/inventory/items/42");
         assert_eq!(a, path_shape("/inventory/items/977"));
         assert_eq!(a, path_shape("/inventory/items/3f2b1c9d0a"));
-        assert_eq!(a, path_shape("/inventory/items/123e4567-e89b-12d3-a456-426614174000"));
+        assert_eq!(
+            a,
+            path_shape("/inventory/items/123e4567-e89b-12d3-a456-426614174000")
+        );
         assert_eq!(a, path_shape("/inventory/items/dGhpcyBpcyBhIHRva2Vu9x"));
         assert_eq!(a, path_shape("/inventory/items/2024-01-31"));
-        assert_eq!(a, path_shape("inventory//items/42/"), "empty segments are ignored");
+        assert_eq!(
+            a,
+            path_shape("inventory//items/42/"),
+            "empty segments are ignored"
+        );
         assert_eq!(a, path_shape("/inventory/items/42?page=2"));
     }
 
@@ -160,8 +168,15 @@ mod tests {
     fn names_stay_distinct() {
         let a = path_shape("/inventory/items/42");
         assert_ne!(a, path_shape("/inventory/admin/42"));
-        assert_ne!(a, path_shape("/inventory/items/42/history"), "deeper paths differ");
-        assert_ne!(path_shape("/inventory/items"), path_shape("/inventory/orders"));
+        assert_ne!(
+            a,
+            path_shape("/inventory/items/42/history"),
+            "deeper paths differ"
+        );
+        assert_ne!(
+            path_shape("/inventory/items"),
+            path_shape("/inventory/orders")
+        );
         assert_ne!(path_shape("/"), path_shape("/inventory"));
         assert_eq!(
             path_shape("/inventory/items/42/history"),

@@ -20,12 +20,24 @@ const LEARN_CEILING: f64 = 0.4;
 pub(crate) const TOP_SIGNALS: usize = 3;
 
 /// Probing: policy refusals (401/403/404/429 decided by the proxy).
-pub(crate) const DENIALS: ShareLimits =
-    ShareLimits { lo: 0.2, hi: 0.55, count_lo: 2.0, count_hi: 6.0, tau: 120.0, cap: 1.0 };
+pub(crate) const DENIALS: ShareLimits = ShareLimits {
+    lo: 0.2,
+    hi: 0.55,
+    count_lo: 2.0,
+    count_hi: 6.0,
+    tau: 120.0,
+    cap: 1.0,
+};
 /// Upstream failures. Capped: an upstream outage fails every agent at once and must not quarantine
 /// them all, so errors only support other signals.
-pub(crate) const ERRORS: ShareLimits =
-    ShareLimits { lo: 0.25, hi: 0.6, count_lo: 3.0, count_hi: 8.0, tau: 120.0, cap: 0.5 };
+pub(crate) const ERRORS: ShareLimits = ShareLimits {
+    lo: 0.25,
+    hi: 0.6,
+    count_lo: 3.0,
+    count_hi: 8.0,
+    tau: 120.0,
+    cap: 0.5,
+};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct State {
@@ -47,7 +59,10 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn new() -> Self {
-        Self { learning: true, ..Self::default() }
+        Self {
+            learning: true,
+            ..Self::default()
+        }
     }
 
     pub(crate) fn observe(&mut self, obs: &Observation<'_>, settings: &AnomalySettings) -> Score {
@@ -94,15 +109,29 @@ impl State {
 
     fn score(&self, obs: &Observation<'_>, now: f64, history: f64) -> (f64, [Option<Signal>; 3]) {
         let flag = |on: bool, strength: f64| if on { strength } else { 0.0 };
-        let off_hours =
-            self.hours.share(obs.hour_of_week, history).map_or(0.0, HourHistogram::strength);
+        let off_hours = self
+            .hours
+            .share(obs.hour_of_week, history)
+            .map_or(0.0, HourHistogram::strength);
         let candidates = [
             (SignalKind::Rate, self.rate.strength()),
-            (SignalKind::NewUpstream, flag(self.novelty.new_upstream, NEW_UPSTREAM)),
-            (SignalKind::NewMethod, flag(self.novelty.new_method, NEW_METHOD)),
-            (SignalKind::NewPathShape, flag(self.novelty.new_endpoint, NEW_PATH_SHAPE)),
+            (
+                SignalKind::NewUpstream,
+                flag(self.novelty.new_upstream, NEW_UPSTREAM),
+            ),
+            (
+                SignalKind::NewMethod,
+                flag(self.novelty.new_method, NEW_METHOD),
+            ),
+            (
+                SignalKind::NewPathShape,
+                flag(self.novelty.new_endpoint, NEW_PATH_SHAPE),
+            ),
             (SignalKind::Enumeration, self.novelty.enumeration(now)),
-            (SignalKind::DenialBurst, self.denials.strength(now, &DENIALS)),
+            (
+                SignalKind::DenialBurst,
+                self.denials.strength(now, &DENIALS),
+            ),
             (SignalKind::ErrorRate, self.errors.strength(now, &ERRORS)),
             (SignalKind::BytesOut, self.bytes.strength()),
             (SignalKind::OffHours, off_hours),
@@ -121,7 +150,14 @@ impl State {
     }
 
     /// The value and baseline behind a signal, kept as numbers; text is made only when asked.
-    fn explain(&self, kind: SignalKind, strength: f64, obs: &Observation<'_>, now: f64, history: f64) -> Signal {
+    fn explain(
+        &self,
+        kind: SignalKind,
+        strength: f64,
+        obs: &Observation<'_>,
+        now: f64,
+        history: f64,
+    ) -> Signal {
         let (value, baseline) = match kind {
             SignalKind::Rate => self.rate.rates(),
             SignalKind::BytesOut => self.bytes.sizes(),
@@ -135,7 +171,12 @@ impl State {
                 .map_or((0.0, 0.0), |s| (s.share, s.even)),
             SignalKind::Clone => self.clone.counts(now),
         };
-        Signal { kind, strength, value, baseline }
+        Signal {
+            kind,
+            strength,
+            value,
+            baseline,
+        }
     }
 
     /// The reported score holds the peak and decays with time, so an alarm does not vanish on the
@@ -155,12 +196,18 @@ impl State {
     }
 
     pub(crate) fn held_at_time(&self, now: f64) -> f64 {
+        if self.held == 0.0 {
+            return 0.0;
+        }
         let elapsed = (now - self.held_at).max(0.0);
         self.held * 0.5f64.powf(elapsed / HELD_HALF_LIFE)
     }
 
     pub(crate) fn current(&self) -> Score {
-        Score { value: self.held, top: self.top.iter().flatten().copied().collect() }
+        Score {
+            value: self.held,
+            top: self.top.iter().flatten().copied().collect(),
+        }
     }
 }
 

@@ -75,6 +75,10 @@ impl Decayed {
         self.at = now.max(self.at);
     }
 
+    pub(crate) fn is_zero(&self) -> bool {
+        self.value == 0.0
+    }
+
     pub(crate) fn get(&self, now: f64, tau: f64) -> f64 {
         let elapsed = (now - self.at).max(0.0);
         self.value * (-elapsed / tau).exp()
@@ -104,7 +108,11 @@ mod tests {
         for _ in 0..2000 {
             s.update(10.0, 0.01);
         }
-        assert!((s.mean() - 10.0).abs() < 1e-3, "follows drift: {}", s.mean());
+        assert!(
+            (s.mean() - 10.0).abs() < 1e-3,
+            "follows drift: {}",
+            s.mean()
+        );
         assert!(s.sd() < 0.1);
     }
 

@@ -29,12 +29,24 @@ struct Req {
 
 impl Sim {
     fn new() -> Self {
-        let settings = AnomalySettings { learning_period: Duration::from_secs(600), ..AnomalySettings::default() };
-        Self { agent: AgentBehaviour::new(), settings, now: 0.0, n: 0 }
+        let settings = AnomalySettings {
+            learning_period: Duration::from_secs(600),
+            ..AnomalySettings::default()
+        };
+        Self {
+            agent: AgentBehaviour::new(),
+            settings,
+            now: 0.0,
+            n: 0,
+        }
     }
 
     fn normal(&self) -> Req {
-        let shapes = ["/inventory/items/", "/inventory/stock/", "/inventory/orders/"];
+        let shapes = [
+            "/inventory/items/",
+            "/inventory/stock/",
+            "/inventory/orders/",
+        ];
         let shape = shapes[(self.n % 3) as usize];
         Req {
             upstream: "inventory",
@@ -79,7 +91,12 @@ impl Sim {
     }
 
     /// Requests made by `make` until the score crosses the threshold; `None` if it never does.
-    fn until_alarm(&mut self, limit: u64, gap: f64, make: impl Fn(&Sim, u64) -> Req) -> Option<u64> {
+    fn until_alarm(
+        &mut self,
+        limit: u64,
+        gap: f64,
+        make: impl Fn(&Sim, u64) -> Req,
+    ) -> Option<u64> {
         (1..=limit).find(|&i| {
             let req = make(self, i);
             let score = self.send(&req, gap).value;
@@ -123,23 +140,37 @@ fn learning_needs_both_time_and_requests() {
     let req = sim.normal();
     sim.send(&req, 0.0);
     sim.send(&req, 700.0);
-    assert!(sim.agent.snapshot().learning, "the period passed but only two requests were seen");
+    assert!(
+        sim.agent.snapshot().learning,
+        "the period passed but only two requests were seen"
+    );
 }
 
 #[test]
 fn disabled_engine_scores_nothing() {
     let mut sim = Sim::learned();
     sim.settings.enabled = false;
-    let alarm = sim.until_alarm(100, 0.01, |s, i| Req { path: format!("/x{i}/y"), ..s.normal() });
+    let alarm = sim.until_alarm(100, 0.01, |s, i| Req {
+        path: format!("/x{i}/y"),
+        ..s.normal()
+    });
     assert_eq!(alarm, None);
 }
 
 #[test]
 fn enumeration_of_new_paths() {
     let mut sim = Sim::learned();
-    let alarm = sim.until_alarm(30, 2.0, |s, i| Req { path: format!("/probe{i}/admin"), ..s.normal() });
+    let alarm = sim.until_alarm(30, 2.0, |s, i| Req {
+        path: format!("/probe{i}/admin"),
+        ..s.normal()
+    });
     assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
-    assert!(sim.agent.current().top.iter().any(|s| s.kind == SignalKind::Enumeration));
+    assert!(sim
+        .agent
+        .current()
+        .top
+        .iter()
+        .any(|s| s.kind == SignalKind::Enumeration));
 }
 
 #[test]
@@ -156,11 +187,26 @@ fn a_single_new_shape_is_not_an_alarm() {
 #[test]
 fn new_upstream_and_method() {
     let mut sim = Sim::learned();
-    let req = Req { upstream: "payroll", method: "DELETE", ..sim.normal() };
+    let req = Req {
+        upstream: "payroll",
+        method: "DELETE",
+        ..sim.normal()
+    };
     let score = sim.send(&req, 2.0);
     let kinds: Vec<_> = score.top.iter().map(|s| s.kind).collect();
-    assert_eq!(kinds, [SignalKind::NewUpstream, SignalKind::NewMethod, SignalKind::NewPathShape]);
-    assert!(score.value > 0.8, "three first uses at once: {}", score.value);
+    assert_eq!(
+        kinds,
+        [
+            SignalKind::NewUpstream,
+            SignalKind::NewMethod,
+            SignalKind::NewPathShape
+        ]
+    );
+    assert!(
+        score.value > 0.8,
+        "three first uses at once: {}",
+        score.value
+    );
 }
 
 #[test]
@@ -170,7 +216,10 @@ fn rate_burst() {
     assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
     assert_eq!(top_kind(&sim.agent.current()), Some(SignalKind::Rate));
     let detail = &sim.agent.snapshot().signals[0].detail;
-    assert!(detail.starts_with("rate ") && detail.contains("vs usual 0.5/s"), "{detail}");
+    assert!(
+        detail.starts_with("rate ") && detail.contains("vs usual 0.5/s"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -185,7 +234,10 @@ fn bytes_out_spike() {
     let mut sim = Sim::learned();
     let alarm = sim.until_alarm(30, 2.0, |s, _| {
         let r = s.normal();
-        Req { bytes_out: r.bytes_out * 20, ..r }
+        Req {
+            bytes_out: r.bytes_out * 20,
+            ..r
+        }
     });
     assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
     assert_eq!(top_kind(&sim.agent.current()), Some(SignalKind::BytesOut));
@@ -194,15 +246,27 @@ fn bytes_out_spike() {
 #[test]
 fn denial_burst() {
     let mut sim = Sim::learned();
-    let alarm = sim.until_alarm(30, 2.0, |s, _| Req { status: 403, denied: true, bytes_out: 60, ..s.normal() });
+    let alarm = sim.until_alarm(30, 2.0, |s, _| Req {
+        status: 403,
+        denied: true,
+        bytes_out: 60,
+        ..s.normal()
+    });
     assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
-    assert_eq!(top_kind(&sim.agent.current()), Some(SignalKind::DenialBurst));
+    assert_eq!(
+        top_kind(&sim.agent.current()),
+        Some(SignalKind::DenialBurst)
+    );
 }
 
 #[test]
 fn upstream_errors_alone_only_support() {
     let mut sim = Sim::learned();
-    let alarm = sim.until_alarm(100, 2.0, |s, _| Req { status: 500, bytes_out: 50, ..s.normal() });
+    let alarm = sim.until_alarm(100, 2.0, |s, _| Req {
+        status: 500,
+        bytes_out: 50,
+        ..s.normal()
+    });
     assert_eq!(alarm, None);
     let score = sim.agent.current();
     assert_eq!(top_kind(&score), Some(SignalKind::ErrorRate));
@@ -212,7 +276,10 @@ fn upstream_errors_alone_only_support() {
 #[test]
 fn clone_from_two_addresses() {
     let mut sim = Sim::learned();
-    let alarm = sim.until_alarm(30, 1.0, |s, i| Req { ip: if i % 2 == 0 { IP_A } else { IP_B }, ..s.normal() });
+    let alarm = sim.until_alarm(30, 1.0, |s, i| Req {
+        ip: if i % 2 == 0 { IP_A } else { IP_B },
+        ..s.normal()
+    });
     assert!(alarm.is_some_and(|n| n <= 6), "{alarm:?}");
     assert_eq!(top_kind(&sim.agent.current()), Some(SignalKind::Clone));
 }
@@ -220,14 +287,21 @@ fn clone_from_two_addresses() {
 #[test]
 fn clone_from_two_certificates() {
     let mut sim = Sim::learned();
-    let alarm = sim.until_alarm(30, 1.0, |s, i| Req { serial: if i % 2 == 0 { "01" } else { "02" }, ..s.normal() });
+    let alarm = sim.until_alarm(30, 1.0, |s, i| Req {
+        serial: if i % 2 == 0 { "01" } else { "02" },
+        ..s.normal()
+    });
     assert!(alarm.is_some_and(|n| n <= 6), "{alarm:?}");
 }
 
 #[test]
 fn moving_to_a_new_address_is_not_a_clone() {
     let mut sim = Sim::learned();
-    let alarm = sim.until_alarm(100, 2.0, |s, _| Req { ip: IP_B, serial: "02", ..s.normal() });
+    let alarm = sim.until_alarm(100, 2.0, |s, _| Req {
+        ip: IP_B,
+        serial: "02",
+        ..s.normal()
+    });
     assert_eq!(alarm, None);
 }
 
@@ -236,14 +310,26 @@ fn score_decays_back_to_normal_and_baseline_did_not_absorb() {
     let mut sim = Sim::learned();
     let alarm = sim.until_alarm(30, 2.0, |s, _| {
         let r = s.normal();
-        Req { bytes_out: r.bytes_out * 20, ..r }
+        Req {
+            bytes_out: r.bytes_out * 20,
+            ..r
+        }
     });
     assert!(alarm.is_some());
     for _ in 0..200 {
         let r = sim.normal();
-        sim.send(&Req { bytes_out: r.bytes_out * 20, ..r }, 2.0);
+        sim.send(
+            &Req {
+                bytes_out: r.bytes_out * 20,
+                ..r
+            },
+            2.0,
+        );
     }
-    assert!(sim.agent.current().value > 0.8, "a sustained attack stays flagged");
+    assert!(
+        sim.agent.current().value > 0.8,
+        "a sustained attack stays flagged"
+    );
     sim.steady(300);
     let after = sim.agent.current();
     assert!(after.value < 0.1, "back to normal: {}", after.value);
@@ -253,7 +339,10 @@ fn score_decays_back_to_normal_and_baseline_did_not_absorb() {
 #[test]
 fn held_score_decays_with_time() {
     let mut sim = Sim::learned();
-    sim.until_alarm(30, 1.0, |s, i| Req { ip: if i % 2 == 0 { IP_A } else { IP_B }, ..s.normal() });
+    sim.until_alarm(30, 1.0, |s, i| Req {
+        ip: if i % 2 == 0 { IP_A } else { IP_B },
+        ..s.normal()
+    });
     let now = Duration::from_secs_f64(sim.now);
     let peak = sim.agent.score_at(now);
     assert!(peak > 0.8);
@@ -278,7 +367,11 @@ fn off_hours_after_a_day_of_history() {
     let night = observation(&req, (3 * 86_400 + 3 * 3600) as f64, 3 * 24 + 3);
     let score = sim.agent.observe(&night, &sim.settings);
     assert_eq!(top_kind(&score), Some(SignalKind::OffHours));
-    assert!((0.4..0.8).contains(&score.value), "suspicious, not damning: {}", score.value);
+    assert!(
+        (0.4..0.8).contains(&score.value),
+        "suspicious, not damning: {}",
+        score.value
+    );
 }
 
 fn observation(req: &Req, now: f64, hour_of_week: u16) -> Observation<'_> {
@@ -308,13 +401,19 @@ fn report_serialises_with_reasons() {
     let mut sim = Sim::learned();
     sim.until_alarm(30, 2.0, |s, _| {
         let r = s.normal();
-        Req { bytes_out: r.bytes_out * 20, ..r }
+        Req {
+            bytes_out: r.bytes_out * 20,
+            ..r
+        }
     });
     let json = serde_json::to_value(sim.agent.snapshot()).unwrap_or_default();
     assert_eq!(json["learning"], false);
     assert_eq!(json["signals"][0]["signal"], "bytes_out");
     let detail = json["signals"][0]["detail"].as_str().unwrap_or_default();
-    assert!(detail.starts_with("responses ") && detail.contains("KiB vs usual 2.2 KiB"), "{detail}");
+    assert!(
+        detail.starts_with("responses ") && detail.contains("KiB vs usual 2.2 KiB"),
+        "{detail}"
+    );
 }
 
 #[test]

@@ -51,7 +51,9 @@ impl Rate {
     }
 
     pub(crate) fn strength(&self) -> f64 {
-        let Some(d) = self.deviation() else { return 0.0 };
+        let Some(d) = self.deviation() else {
+            return 0.0;
+        };
         let z = (d - self.dev.mean()) / self.dev.sd().max(RATE_DEV_FLOOR);
         ramp(d.exp(), 3.0, 6.0).min(ramp(z, 2.5, 5.0))
     }
@@ -97,7 +99,9 @@ impl BytesOut {
     }
 
     pub(crate) fn strength(&self) -> f64 {
-        let Some(d) = self.deviation() else { return 0.0 };
+        let Some(d) = self.deviation() else {
+            return 0.0;
+        };
         let z = (d - self.dev.mean()) / self.dev.sd().max(BYTES_DEV_FLOOR);
         ramp(d.exp(), 3.0, 8.0).min(ramp(z, 3.0, 6.0))
     }
@@ -151,10 +155,12 @@ impl Share {
     }
 
     pub(crate) fn strength(&self, now: f64, limits: &ShareLimits) -> f64 {
-        let excess = self.fast.value() - self.base.mean();
+        let by_share = ramp(self.fast.value() - self.base.mean(), limits.lo, limits.hi);
+        if by_share == 0.0 {
+            return 0.0;
+        }
         let count = self.recent.get(now, limits.tau);
-        let s = ramp(excess, limits.lo, limits.hi).min(ramp(count, limits.count_lo, limits.count_hi));
-        s * limits.cap
+        by_share.min(ramp(count, limits.count_lo, limits.count_hi)) * limits.cap
     }
 
     /// Current and usual share.
@@ -203,7 +209,8 @@ impl Novelty {
         self.new_upstream = self.upstreams.is_novel(keys.upstream);
         self.new_method = self.methods.is_novel(keys.method);
         self.new_endpoint = !self.endpoints.contains(keys.endpoint);
-        self.fast.update(f64::from(u8::from(self.new_endpoint)), SHARE_FAST_ALPHA);
+        self.fast
+            .update(f64::from(u8::from(self.new_endpoint)), SHARE_FAST_ALPHA);
         if self.new_endpoint && self.distinct.remember(keys.endpoint) {
             self.recent.add(now, ENUMERATION_TAU, 1.0);
         }
@@ -211,8 +218,11 @@ impl Novelty {
 
     /// Many distinct endpoints never used before, in a short time, well above the usual share.
     pub(crate) fn enumeration(&self, now: f64) -> f64 {
-        let excess = self.fast.value() - self.base.mean();
-        ramp(excess, 0.2, 0.6).min(ramp(self.recent.get(now, ENUMERATION_TAU), 2.0, 6.0))
+        let by_share = ramp(self.fast.value() - self.base.mean(), 0.2, 0.6);
+        if by_share == 0.0 {
+            return 0.0;
+        }
+        by_share.min(ramp(self.recent.get(now, ENUMERATION_TAU), 2.0, 6.0))
     }
 
     /// Distinct new endpoints lately, and the usual share of requests to a new endpoint.
@@ -222,7 +232,8 @@ impl Novelty {
 
     /// `allowed`: only requests the policy let through teach what the agent normally uses.
     pub(crate) fn learn(&mut self, keys: &Keys, allowed: bool) {
-        self.base.update(f64::from(u8::from(self.new_endpoint)), BASE_ALPHA);
+        self.base
+            .update(f64::from(u8::from(self.new_endpoint)), BASE_ALPHA);
         if allowed {
             self.upstreams.insert(keys.upstream);
             self.methods.insert(keys.method);
@@ -258,7 +269,7 @@ impl CloneWatch {
     }
 
     pub(crate) fn strength(&self, now: f64) -> f64 {
-        if self.base.mean() > MULTI_HOMED_SHARE {
+        if self.base.mean() > MULTI_HOMED_SHARE || self.flips.is_zero() {
             return 0.0;
         }
         ramp(self.flips.get(now, CLONE_TAU), 1.0, 2.5)
