@@ -1,1 +1,203 @@
-//! anomaly
+//! Per-agent behavioural anomaly detection (SPEC section 6).
+//!
+//! Each agent has an [`AgentBehaviour`]: a few KiB of online statistics updated in constant time
+//! per request. During the agent's own learning period (counted from its first request, and at
+//! least [`MIN_LEARNING_REQUESTS`] requests) it only learns and scores 0. Afterwards every request
+//! gets a score in [0, 1], the noisy-OR of independent signals (rate, first uses, enumeration,
+//! denial bursts, errors, bytes out, off-hours, clone), so one strong signal suffices while
+//! weak ones do not add up to an alarm. Baselines keep learning slowly while the score is low and
+//! freeze while it is high, so an attack is not absorbed into the agent's normal.
+//!
+//! The engine never reads a clock: callers pass a monotonic time and the UTC hour of the week, so
+//! the same code runs in the proxy and in tests that simulate days in milliseconds.
+
+mod hours;
+mod presence;
+mod report;
+mod sets;
+mod shape;
+mod state;
+mod stats;
+mod trackers;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::schema::{AnomalyAction, AnomalySection};
+
+pub use report::{BehaviourReport, SignalReport};
+pub use shape::{is_identifier, path_shape, SHAPE_SEGMENTS};
+use state::State;
+pub use state::MIN_LEARNING_REQUESTS;
+
+/// The `anomaly` section of the config with its defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalySettings {
+    pub enabled: bool,
+    pub learning_period: Duration,
+    pub threshold: f64,
+    pub action: AnomalyAction,
+    pub quarantine_for: Duration,
+}
+
+impl Default for AnomalySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            learning_period: Duration::from_secs(3600),
+            threshold: 0.8,
+            action: AnomalyAction::Alert,
+            quarantine_for: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl AnomalySettings {
+    pub fn from_config(s: &AnomalySection) -> Self {
+        let d = Self::default();
+        Self {
+            enabled: s.enabled.unwrap_or(d.enabled),
+            learning_period: s.learning_period.map_or(d.learning_period, |p| p.0),
+            threshold: s.threshold.filter(|t| t.is_finite()).unwrap_or(d.threshold),
+            action: s.action,
+            quarantine_for: s.quarantine_for.map_or(d.quarantine_for, |q| q.0),
+        }
+    }
+
+    /// Whether a score calls for `action`.
+    pub fn exceeded_by(&self, score: f64) -> bool {
+        self.enabled && score > self.threshold
+    }
+}
+
+/// One finished request, as the engine sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub upstream: &'a str,
+    pub method: &'a str,
+    /// The normalised path.
+    pub path: &'a str,
+    pub status: u16,
+    /// A policy refusal decided by the proxy (401/403/404/429), as opposed to an upstream answer.
+    pub denied: bool,
+    pub bytes_in: u64,
+    /// Response bytes sent to the agent.
+    pub bytes_out: u64,
+    pub source_ip: IpAddr,
+    pub cert_serial: &'a str,
+    /// Monotonic time since the engine's epoch.
+    pub now: Duration,
+    /// UTC hour of the week, 0 = Monday 00h.
+    pub hour_of_week: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    Rate,
+    NewUpstream,
+    NewMethod,
+    NewPathShape,
+    Enumeration,
+    DenialBurst,
+    ErrorRate,
+    BytesOut,
+    OffHours,
+    Clone,
+}
+
+impl SignalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rate => "rate",
+            Self::NewUpstream => "new_upstream",
+            Self::NewMethod => "new_method",
+            Self::NewPathShape => "new_path_shape",
+            Self::Enumeration => "enumeration",
+            Self::DenialBurst => "denial_burst",
+            Self::ErrorRate => "error_rate",
+            Self::BytesOut => "bytes_out",
+            Self::OffHours => "off_hours",
+            Self::Clone => "clone",
+        }
+    }
+}
+
+impl std::fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One contributing signal: its strength in [0, 1] and the numbers behind it (the current value
+/// and the agent's usual value, in the signal's unit; see [`SignalReport`] for the wording).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Signal {
+    pub kind: SignalKind,
+    pub strength: f64,
+    pub value: f64,
+    pub baseline: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Score {
+    /// In [0, 1]; 0 while learning.
+    pub value: f64,
+    /// Strongest first, at most three, only signals that contributed.
+    pub top: Vec<Signal>,
+}
+
+/// One agent's behaviour. The proxy keeps one per agent; the lock is uncontended in practice
+/// (only that agent's requests take it) and held for well under a microsecond.
+#[derive(Debug)]
+pub struct AgentBehaviour {
+    state: Mutex<State>,
+}
+
+impl Default for AgentBehaviour {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AgentBehaviour {
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(State::new()),
+        }
+    }
+
+    /// Learns from one request and scores it. O(1) time, no allocation unless signals fire.
+    pub fn observe(&self, obs: &Observation<'_>, settings: &AnomalySettings) -> Score {
+        if !settings.enabled {
+            return Score::default();
+        }
+        self.lock().observe(obs, settings)
+    }
+
+    /// The score of the last request (peak-held, decaying with time as requests arrive).
+    pub fn current(&self) -> Score {
+        self.lock().current()
+    }
+
+    /// The held score decayed to `now`, for an agent that has gone quiet since its last request.
+    pub fn score_at(&self, now: Duration) -> f64 {
+        self.lock().held_at_time(now.as_secs_f64())
+    }
+
+    pub fn snapshot(&self) -> BehaviourReport {
+        BehaviourReport::of(&self.lock())
+    }
+
+    /// The state is plain numbers, always consistent between statements: a panic elsewhere while
+    /// holding the lock cannot leave it half-updated in a way that matters, so poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,140 @@
+//! What `/agents/{id}` shows: the score and its strongest signals, in words and numbers.
+
+use serde::Serialize;
+
+use super::state::State;
+use super::{Signal, SignalKind};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BehaviourReport {
+    /// Still learning the baseline: the score is 0 by design.
+    pub learning: bool,
+    pub requests: u64,
+    pub score: f64,
+    pub signals: Vec<SignalReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignalReport {
+    pub signal: SignalKind,
+    pub strength: f64,
+    pub value: f64,
+    pub baseline: f64,
+    /// E.g. `rate 42/s vs usual 3/s`.
+    pub detail: String,
+}
+
+impl BehaviourReport {
+    pub(crate) fn of(state: &State) -> Self {
+        Self {
+            learning: state.learning,
+            requests: state.requests,
+            score: state.held,
+            signals: state.top.iter().flatten().map(SignalReport::of).collect(),
+        }
+    }
+}
+
+impl SignalReport {
+    fn of(s: &Signal) -> Self {
+        Self {
+            signal: s.kind,
+            strength: s.strength,
+            value: s.value,
+            baseline: s.baseline,
+            detail: detail(s),
+        }
+    }
+}
+
+fn detail(s: &Signal) -> String {
+    let (v, b) = (s.value, s.baseline);
+    match s.kind {
+        SignalKind::Rate => format!("rate {}/s vs usual {}/s", num(v), num(b)),
+        SignalKind::NewUpstream => "first use of this upstream".to_owned(),
+        SignalKind::NewMethod => "first use of this method".to_owned(),
+        SignalKind::NewPathShape => {
+            format!("first use of this path shape ({} new shapes lately)", num(v))
+        }
+        SignalKind::Enumeration => format!(
+            "{} new path shapes in the last minutes vs usual {} of requests",
+            num(v),
+            percent(b)
+        ),
+        SignalKind::DenialBurst => {
+            format!("denied {} of recent requests vs usual {}", percent(v), percent(b))
+        }
+        SignalKind::ErrorRate => {
+            format!("errors on {} of recent requests vs usual {}", percent(v), percent(b))
+        }
+        SignalKind::BytesOut => {
+            format!("responses {} vs usual {}", bytes(v), bytes(b))
+        }
+        SignalKind::OffHours => format!(
+            "{} of its activity near this hour vs {} if spread evenly",
+            percent(v),
+            percent(b)
+        ),
+        SignalKind::Clone => format!(
+            "switched source address or certificate {} times within seconds vs usual {} of requests",
+            num(v),
+            percent(b)
+        ),
+    }
+}
+
+fn num(x: f64) -> String {
+    if x >= 10.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn bytes(x: f64) -> String {
+    const KIB: f64 = 1024.0;
+    if x >= KIB * KIB {
+        format!("{:.1} MiB", x / (KIB * KIB))
+    } else if x >= KIB {
+        format!("{:.1} KiB", x / KIB)
+    } else {
+        format!("{x:.0} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_read_as_sentences() {
+        let rate = Signal {
+            kind: SignalKind::Rate,
+            strength: 1.0,
+            value: 42.0,
+            baseline: 3.0,
+        };
+        assert_eq!(detail(&rate), "rate 42/s vs usual 3.0/s");
+        let out = Signal {
+            kind: SignalKind::BytesOut,
+            strength: 1.0,
+            value: 40960.0,
+            baseline: 2048.0,
+        };
+        assert_eq!(detail(&out), "responses 40.0 KiB vs usual 2.0 KiB");
+        let denials = Signal {
+            kind: SignalKind::DenialBurst,
+            strength: 1.0,
+            value: 0.6,
+            baseline: 0.01,
+        };
+        assert_eq!(
+            detail(&denials),
+            "denied 60.0% of recent requests vs usual 1.0%"
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Path shapes and the small hashes the engine keeps instead of strings.
+//!
+//! A path shape is the path's leading segments with identifiers folded, so that
+//! `/inventory/items/42` and `/inventory/items/97` are one shape while `/inventory/admin/users` is
+//! another. Only a 64-bit hash of it is kept: no allocation per request, and a bounded footprint.
+
+/// How many leading segments make a shape; deeper segments only count as "there is more".
+pub const SHAPE_SEGMENTS: usize = 3;
+
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Stands for a folded identifier; path bytes are fed as whole words, tags as single bytes.
+const ID_TAG: u8 = 0xff;
+const SEP_TAG: u8 = b'/';
+const MORE_TAG: u8 = 0xfe;
+
+/// A word-at-a-time multiply-rotate hash with a final avalanche, so the bits the Bloom filter
+/// uses are well mixed. Not keyed: it only has to spread honest values, and a colliding path
+/// would still have to be a path the agent really uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hasher(u64);
+
+impl Hasher {
+    pub(crate) fn new(domain: u8) -> Self {
+        let mut h = Self(SEED);
+        h.byte(domain);
+        h
+    }
+
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0 ^ w).wrapping_mul(MULTIPLIER).rotate_left(29);
+    }
+
+    pub(crate) fn byte(&mut self, b: u8) {
+        self.word(u64::from(b) | 0x100);
+    }
+
+    /// The length goes in with the last word, so `"ab" + "c"` and `"a" + "bc"` differ.
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        let mut word = [0u8; 8];
+        for chunk in &mut chunks {
+            word.copy_from_slice(chunk);
+            self.word(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        self.word(u64::from_le_bytes(word) ^ ((bytes.len() as u64) << 56) ^ 0x200);
+    }
+
+    pub(crate) fn u64(&mut self, v: u64) {
+        self.word(v);
+    }
+
+    pub(crate) fn finish(self) -> u64 {
+        mix(self.0)
+    }
+}
+
+/// splitmix64's finaliser.
+pub(crate) fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+pub(crate) fn hash_str(domain: u8, s: &str) -> u64 {
+    let mut h = Hasher::new(domain);
+    h.bytes(s.as_bytes());
+    h.finish()
+}
+
+/// Hash of the path's shape: its first [`SHAPE_SEGMENTS`] non-empty segments, identifiers folded
+/// to one token, plus whether deeper segments follow. A query string, if any, is ignored.
+pub fn path_shape(path: &str) -> u64 {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let mut h = Hasher::new(b'p');
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    for segment in segments.by_ref().take(SHAPE_SEGMENTS) {
+        h.byte(SEP_TAG);
+        if is_identifier(segment) {
+            h.byte(ID_TAG);
+        } else {
+            h.bytes(segment.as_bytes());
+        }
+    }
+    if segments.next().is_some() {
+        h.byte(MORE_TAG);
+    }
+    h.finish()
+}
+
+/// Whether a segment names one object among many rather than a kind of object.
+pub fn is_identifier(segment: &str) -> bool {
+    is_number(segment)
+        || is_uuid(segment)
+        || is_hex_hash(segment)
+        || is_token(segment)
+        || is_mostly_digits(segment)
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Hex digests and object ids (git, Mongo, truncated SHA) of 8 characters or more.
+fn is_hex_hash(s: &str) -> bool {
+    s.len() >= 8 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Long base64/base64url tokens. A long word-like slug (lower case and dashes only) is kept as it
+/// is: those name kinds of things as often as instances.
+fn is_token(s: &str) -> bool {
+    if s.len() < 16 {
+        return false;
+    }
+    let alphabet =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'.');
+    if !s.bytes().all(alphabet) {
+        return false;
+    }
+    let digit = s.bytes().any(|b| b.is_ascii_digit());
+    let upper = s.bytes().any(|b| b.is_ascii_uppercase());
+    let lower = s.bytes().any(|b| b.is_ascii_lowercase());
+    digit || (upper && lower)
+}
+
+/// Dates, invoice numbers and the like: `2024-01-31`, `INV-20240101`.
+fn is_mostly_digits(s: &str) -> bool {
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    digits >= 3 && digits * 2 >= s.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_fold_to_one_shape() {
+        let a = path_shape("/inventory/items/42");
+        assert_eq!(a, path_shape("/inventory/items/977"));
+        assert_eq!(a, path_shape("/inventory/items/3f2b1c9d0a"));
+        assert_eq!(
+            a,
+            path_shape("/inventory/items/123e4567-e89b-12d3-a456-426614174000")
+        );
+        assert_eq!(a, path_shape("/inventory/items/dGhpcyBpcyBhIHRva2Vu9x"));
+        assert_eq!(a, path_shape("/inventory/items/2024-01-31"));
+        assert_eq!(
+            a,
+            path_shape("inventory//items/42/"),
+            "empty segments are ignored"
+        );
+        assert_eq!(a, path_shape("/inventory/items/42?page=2"));
+    }
+
+    #[test]
+    fn names_stay_distinct() {
+        let a = path_shape("/inventory/items/42");
+        assert_ne!(a, path_shape("/inventory/admin/42"));
+        assert_ne!(
+            a,
+            path_shape("/inventory/items/42/history"),
+            "deeper paths differ"
+        );
+        assert_ne!(
+            path_shape("/inventory/items"),
+            path_shape("/inventory/orders")
+        );
+        assert_ne!(path_shape("/"), path_shape("/inventory"));
+        assert_eq!(
+            path_shape("/inventory/items/42/history"),
+            path_shape("/inventory/items/42/notes"),
+            "only the leading segments shape a path"
+        );
+    }
+
+    #[test]
+    fn hash_separates_concatenations() {
+        let mut a = Hasher::new(0);
+        a.bytes(b"ab");
+        a.bytes(b"c");
+        let mut b = Hasher::new(0);
+        b.bytes(b"a");
+        b.bytes(b"bc");
+        assert_ne!(a.finish(), b.finish());
+        assert_ne!(hash_str(0, "12345678"), hash_str(0, "123456789"));
+        assert_ne!(hash_str(0, ""), hash_str(1, ""));
+    }
+
+    #[test]
+    fn identifier_rules() {
+        assert!(is_identifier("0"));
+        assert!(is_identifier("deadbeef"));
+        assert!(is_identifier("INV-20240101"));
+        assert!(!is_identifier("v2"));
+        assert!(!is_identifier("users"));
+        assert!(!is_identifier("cafe"), "short hex-looking words are names");
+        assert!(!is_identifier("a-long-article-slug-here"));
+    }
+}

@@ -1,0 +1,247 @@
+//! One agent's state and the per-request update: fast trackers, score, then baseline learning.
+
+use super::hours::HourHistogram;
+use super::shape::{hash_str, path_shape, Hasher};
+use super::trackers::{
+    BytesOut, CloneWatch, Keys, Novelty, Rate, Share, ShareLimits, NEW_METHOD, NEW_PATH_SHAPE,
+    NEW_UPSTREAM,
+};
+use super::{AnomalySettings, Observation, Score, Signal, SignalKind};
+
+/// However short the configured period, a baseline needs this many requests.
+pub const MIN_LEARNING_REQUESTS: u64 = 32;
+/// The held score halves every minute once behaviour is back to normal.
+const HELD_HALF_LIFE: f64 = 60.0;
+/// Signals weaker than this are noise: they neither count nor show.
+const NOISE_FLOOR: f64 = 0.1;
+/// Baselines stop learning above this score (or half the threshold, if lower), so an attack is
+/// not absorbed into the agent's normal.
+const LEARN_CEILING: f64 = 0.4;
+pub(crate) const TOP_SIGNALS: usize = 3;
+
+/// Probing: policy refusals (401/403/404/429 decided by the proxy).
+pub(crate) const DENIALS: ShareLimits = ShareLimits {
+    lo: 0.2,
+    hi: 0.55,
+    count_lo: 2.0,
+    count_hi: 6.0,
+    tau: 120.0,
+    cap: 1.0,
+};
+/// Upstream failures. Capped: an upstream outage fails every agent at once and must not quarantine
+/// them all, so errors only support other signals.
+pub(crate) const ERRORS: ShareLimits = ShareLimits {
+    lo: 0.25,
+    hi: 0.6,
+    count_lo: 3.0,
+    count_hi: 8.0,
+    tau: 120.0,
+    cap: 0.5,
+};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct State {
+    first: Option<f64>,
+    last: f64,
+    pub(crate) requests: u64,
+    pub(crate) learning: bool,
+    pub(crate) rate: Rate,
+    pub(crate) bytes: BytesOut,
+    pub(crate) denials: Share,
+    pub(crate) errors: Share,
+    pub(crate) novelty: Novelty,
+    pub(crate) hours: HourHistogram,
+    pub(crate) clone: CloneWatch,
+    pub(crate) held: f64,
+    held_at: f64,
+    pub(crate) top: [Option<Signal>; TOP_SIGNALS],
+}
+
+impl State {
+    pub(crate) fn new() -> Self {
+        Self {
+            learning: true,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn observe(&mut self, obs: &Observation<'_>, settings: &AnomalySettings) -> Score {
+        let now = obs.now.as_secs_f64();
+        let first = *self.first.get_or_insert(now);
+        let gap = (self.requests > 0).then(|| (now - self.last).max(0.0));
+        self.last = self.last.max(now);
+        self.requests = self.requests.saturating_add(1);
+        self.learning = now - first < settings.learning_period.as_secs_f64()
+            || self.requests <= MIN_LEARNING_REQUESTS;
+
+        let keys = keys(obs);
+        self.track(obs, &keys, gap, now);
+        if !self.learning {
+            let (raw, top) = self.score(obs, now, now - first);
+            self.hold(raw, top, now);
+        }
+        let ceiling = LEARN_CEILING.min(settings.threshold / 2.0);
+        if self.learning || self.held < ceiling {
+            self.learn(obs, &keys, now);
+        }
+        self.current()
+    }
+
+    fn track(&mut self, obs: &Observation<'_>, keys: &Keys, gap: Option<f64>, now: f64) {
+        self.rate.observe(gap);
+        let succeeded = !obs.denied && obs.status < 400;
+        self.bytes.observe(succeeded.then_some(obs.bytes_out));
+        self.denials.observe(obs.denied, now, &DENIALS);
+        self.errors.observe(is_error(obs), now, &ERRORS);
+        self.novelty.observe(keys, now);
+        self.clone.observe(keys, now);
+    }
+
+    fn learn(&mut self, obs: &Observation<'_>, keys: &Keys, now: f64) {
+        self.rate.learn();
+        self.bytes.learn();
+        self.denials.learn();
+        self.errors.learn();
+        self.novelty.learn(keys, !obs.denied);
+        self.clone.learn();
+        self.hours.add(now, obs.hour_of_week);
+    }
+
+    fn score(&self, obs: &Observation<'_>, now: f64, history: f64) -> (f64, [Option<Signal>; 3]) {
+        let flag = |on: bool, strength: f64| if on { strength } else { 0.0 };
+        let off_hours = self
+            .hours
+            .share(obs.hour_of_week, history)
+            .map_or(0.0, HourHistogram::strength);
+        let candidates = [
+            (SignalKind::Rate, self.rate.strength()),
+            (
+                SignalKind::NewUpstream,
+                flag(self.novelty.new_upstream, NEW_UPSTREAM),
+            ),
+            (
+                SignalKind::NewMethod,
+                flag(self.novelty.new_method, NEW_METHOD),
+            ),
+            (
+                SignalKind::NewPathShape,
+                flag(self.novelty.new_endpoint, NEW_PATH_SHAPE),
+            ),
+            (SignalKind::Enumeration, self.novelty.enumeration(now)),
+            (
+                SignalKind::DenialBurst,
+                self.denials.strength(now, &DENIALS),
+            ),
+            (SignalKind::ErrorRate, self.errors.strength(now, &ERRORS)),
+            (SignalKind::BytesOut, self.bytes.strength()),
+            (SignalKind::OffHours, off_hours),
+            (SignalKind::Clone, self.clone.strength(now)),
+        ];
+        let mut quiet = 1.0;
+        let mut top: [Option<Signal>; TOP_SIGNALS] = [None; TOP_SIGNALS];
+        for (kind, strength) in candidates {
+            if strength < NOISE_FLOOR {
+                continue;
+            }
+            quiet *= 1.0 - strength.clamp(0.0, 1.0);
+            insert_top(&mut top, self.explain(kind, strength, obs, now, history));
+        }
+        ((1.0 - quiet).clamp(0.0, 1.0), top)
+    }
+
+    /// The value and baseline behind a signal, kept as numbers; text is made only when asked.
+    fn explain(
+        &self,
+        kind: SignalKind,
+        strength: f64,
+        obs: &Observation<'_>,
+        now: f64,
+        history: f64,
+    ) -> Signal {
+        let (value, baseline) = match kind {
+            SignalKind::Rate => self.rate.rates(),
+            SignalKind::BytesOut => self.bytes.sizes(),
+            SignalKind::DenialBurst => self.denials.shares(),
+            SignalKind::ErrorRate => self.errors.shares(),
+            SignalKind::Enumeration | SignalKind::NewPathShape => self.novelty.counts(now),
+            SignalKind::NewUpstream | SignalKind::NewMethod => (1.0, 0.0),
+            SignalKind::OffHours => self
+                .hours
+                .share(obs.hour_of_week, history)
+                .map_or((0.0, 0.0), |s| (s.share, s.even)),
+            SignalKind::Clone => self.clone.counts(now),
+        };
+        Signal {
+            kind,
+            strength,
+            value,
+            baseline,
+        }
+    }
+
+    /// The reported score holds the peak and decays with time, so an alarm does not vanish on the
+    /// next ordinary request, and learning stays frozen for a while after an attack.
+    fn hold(&mut self, raw: f64, top: [Option<Signal>; TOP_SIGNALS], now: f64) {
+        let decayed = self.held_at_time(now);
+        if raw >= decayed {
+            self.held = raw;
+            self.top = top;
+        } else {
+            self.held = decayed;
+            if decayed < NOISE_FLOOR {
+                self.top = [None; TOP_SIGNALS];
+            }
+        }
+        self.held_at = now;
+    }
+
+    pub(crate) fn held_at_time(&self, now: f64) -> f64 {
+        if self.held == 0.0 {
+            return 0.0;
+        }
+        let elapsed = (now - self.held_at).max(0.0);
+        self.held * 0.5f64.powf(elapsed / HELD_HALF_LIFE)
+    }
+
+    pub(crate) fn current(&self) -> Score {
+        Score {
+            value: self.held,
+            top: self.top.iter().flatten().copied().collect(),
+        }
+    }
+}
+
+fn insert_top(top: &mut [Option<Signal>; TOP_SIGNALS], signal: Signal) {
+    let weaker = |slot: &Option<Signal>| slot.is_none_or(|s| s.strength < signal.strength);
+    if let Some(pos) = top.iter().position(weaker) {
+        top[pos..].rotate_right(1);
+        top[pos] = Some(signal);
+    }
+}
+
+/// A failure of the upstream as seen by the agent. Gateway errors (502-504) are left out: an
+/// unreachable upstream says nothing about the agent.
+fn is_error(obs: &Observation<'_>) -> bool {
+    !obs.denied && obs.status >= 400 && !(502..=504).contains(&obs.status)
+}
+
+fn keys(obs: &Observation<'_>) -> Keys {
+    let upstream = hash_str(b'u', obs.upstream);
+    let method = hash_str(b'm', obs.method);
+    let mut endpoint = Hasher::new(b'e');
+    endpoint.u64(upstream);
+    endpoint.u64(method);
+    endpoint.u64(path_shape(obs.path));
+    let mut ip = Hasher::new(b'i');
+    match obs.source_ip {
+        std::net::IpAddr::V4(v4) => ip.bytes(&v4.octets()),
+        std::net::IpAddr::V6(v6) => ip.bytes(&v6.octets()),
+    }
+    Keys {
+        upstream,
+        method,
+        endpoint: endpoint.finish(),
+        ip: ip.finish(),
+        serial: hash_str(b's', obs.cert_serial),
+    }
+}

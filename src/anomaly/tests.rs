@@ -1,0 +1,426 @@
+//! Behaviour of the whole engine, one signal at a time, with simulated time.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use super::*;
+
+const IP_A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+const IP_B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+/// A regular agent: one request per `gap` seconds, three endpoints cycling, ids varying.
+struct Sim {
+    agent: AgentBehaviour,
+    settings: AnomalySettings,
+    now: f64,
+    n: u64,
+}
+
+struct Req {
+    upstream: &'static str,
+    method: &'static str,
+    path: String,
+    status: u16,
+    denied: bool,
+    bytes_out: u64,
+    ip: IpAddr,
+    serial: &'static str,
+}
+
+impl Sim {
+    fn new() -> Self {
+        let settings = AnomalySettings {
+            learning_period: Duration::from_secs(600),
+            ..AnomalySettings::default()
+        };
+        Self {
+            agent: AgentBehaviour::new(),
+            settings,
+            now: 0.0,
+            n: 0,
+        }
+    }
+
+    fn normal(&self) -> Req {
+        let shapes = [
+            "/inventory/items/",
+            "/inventory/stock/",
+            "/inventory/orders/",
+        ];
+        let shape = shapes[(self.n % 3) as usize];
+        Req {
+            upstream: "inventory",
+            method: "GET",
+            path: format!("{shape}{}", 1000 + self.n * 7 % 97),
+            status: 200,
+            denied: false,
+            bytes_out: 2000 + (self.n * 37 % 400),
+            ip: IP_A,
+            serial: "01",
+        }
+    }
+
+    fn send(&mut self, req: &Req, gap: f64) -> Score {
+        self.now += gap;
+        self.n += 1;
+        let obs = Observation {
+            upstream: req.upstream,
+            method: req.method,
+            path: &req.path,
+            status: req.status,
+            denied: req.denied,
+            bytes_in: 100,
+            bytes_out: req.bytes_out,
+            source_ip: req.ip,
+            cert_serial: req.serial,
+            now: Duration::from_secs_f64(self.now),
+            hour_of_week: 10 + ((self.now / 3600.0) as u16 % 8),
+        };
+        self.agent.observe(&obs, &self.settings)
+    }
+
+    /// Steady behaviour with a little deterministic jitter; returns the highest score seen.
+    fn steady(&mut self, requests: u64) -> f64 {
+        let mut max = 0.0f64;
+        for i in 0..requests {
+            let req = self.normal();
+            let gap = 2.0 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+            max = max.max(self.send(&req, gap).value);
+        }
+        max
+    }
+
+    /// Requests made by `make` until the score crosses the threshold; `None` if it never does.
+    fn until_alarm(
+        &mut self,
+        limit: u64,
+        gap: f64,
+        make: impl Fn(&Sim, u64) -> Req,
+    ) -> Option<u64> {
+        (1..=limit).find(|&i| {
+            let req = make(self, i);
+            let score = self.send(&req, gap).value;
+            self.settings.exceeded_by(score)
+        })
+    }
+
+    fn learned() -> Self {
+        let mut sim = Self::new();
+        let max = sim.steady(1000);
+        assert_eq!(max, 0.0, "steady behaviour never scores");
+        assert!(!sim.agent.snapshot().learning);
+        sim
+    }
+}
+
+fn top_kind(score: &Score) -> Option<SignalKind> {
+    score.top.first().map(|s| s.kind)
+}
+
+#[test]
+fn silent_while_learning_even_when_wild() {
+    let mut sim = Sim::new();
+    for i in 0..200 {
+        let mut req = sim.normal();
+        req.path = format!("/scan/{i}/x{i}");
+        req.ip = if i % 2 == 0 { IP_A } else { IP_B };
+        req.denied = true;
+        let score = sim.send(&req, 0.01);
+        assert_eq!(score.value, 0.0);
+        assert!(score.top.is_empty());
+    }
+    let report = sim.agent.snapshot();
+    assert!(report.learning, "600s have not passed");
+    assert_eq!(report.requests, 200);
+}
+
+#[test]
+fn learning_needs_both_time_and_requests() {
+    let mut sim = Sim::new();
+    let req = sim.normal();
+    sim.send(&req, 0.0);
+    sim.send(&req, 700.0);
+    assert!(
+        sim.agent.snapshot().learning,
+        "the period passed but only two requests were seen"
+    );
+}
+
+#[test]
+fn disabled_engine_scores_nothing() {
+    let mut sim = Sim::learned();
+    sim.settings.enabled = false;
+    let alarm = sim.until_alarm(100, 0.01, |s, i| Req {
+        path: format!("/x{i}/y"),
+        ..s.normal()
+    });
+    assert_eq!(alarm, None);
+}
+
+#[test]
+fn enumeration_of_new_paths() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(30, 2.0, |s, i| Req {
+        path: format!("/probe{i}/admin"),
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
+    assert!(sim
+        .agent
+        .current()
+        .top
+        .iter()
+        .any(|s| s.kind == SignalKind::Enumeration));
+}
+
+#[test]
+fn a_single_new_shape_is_not_an_alarm() {
+    let mut sim = Sim::learned();
+    let mut req = sim.normal();
+    req.path = "/inventory/reports/2024".to_owned();
+    let score = sim.send(&req, 2.0);
+    assert_eq!(top_kind(&score), Some(SignalKind::NewPathShape));
+    assert!(score.value < 0.5, "{}", score.value);
+    assert!(sim.steady(50) < sim.settings.threshold);
+}
+
+#[test]
+fn new_upstream_and_method() {
+    let mut sim = Sim::learned();
+    let req = Req {
+        upstream: "payroll",
+        method: "DELETE",
+        ..sim.normal()
+    };
+    let score = sim.send(&req, 2.0);
+    let kinds: Vec<_> = score.top.iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            SignalKind::NewUpstream,
+            SignalKind::NewMethod,
+            SignalKind::NewPathShape
+        ]
+    );
+    assert!(
+        score.value > 0.8,
+        "three first uses at once: {}",
+        score.value
+    );
+}
+
+#[test]
+fn rate_burst() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(40, 0.2, |s, _| s.normal());
+    assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
+    assert_eq!(top_kind(&sim.agent.current()), Some(SignalKind::Rate));
+    let detail = &sim.agent.snapshot().signals[0].detail;
+    assert!(
+        detail.starts_with("rate ") && detail.contains("vs usual 0.5/s"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_modest_speedup_is_normal() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(300, 1.0, |s, _| s.normal());
+    assert_eq!(alarm, None, "twice the usual rate is within habits");
+}
+
+#[test]
+fn bytes_out_spike() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(30, 2.0, |s, _| {
+        let r = s.normal();
+        Req {
+            bytes_out: r.bytes_out * 20,
+            ..r
+        }
+    });
+    assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
+    assert_eq!(top_kind(&sim.agent.current()), Some(SignalKind::BytesOut));
+}
+
+#[test]
+fn denial_burst() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(30, 2.0, |s, _| Req {
+        status: 403,
+        denied: true,
+        bytes_out: 60,
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
+    assert_eq!(
+        top_kind(&sim.agent.current()),
+        Some(SignalKind::DenialBurst)
+    );
+}
+
+#[test]
+fn upstream_errors_alone_only_support() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(100, 2.0, |s, _| Req {
+        status: 500,
+        bytes_out: 50,
+        ..s.normal()
+    });
+    assert_eq!(alarm, None);
+    let score = sim.agent.current();
+    assert_eq!(top_kind(&score), Some(SignalKind::ErrorRate));
+    assert!(score.value >= 0.45, "{}", score.value);
+}
+
+#[test]
+fn clone_from_two_addresses() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(30, 1.0, |s, i| Req {
+        ip: if i % 2 == 0 { IP_A } else { IP_B },
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 6), "{alarm:?}");
+    assert_eq!(top_kind(&sim.agent.current()), Some(SignalKind::Clone));
+}
+
+#[test]
+fn clone_from_two_certificates() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(30, 1.0, |s, i| Req {
+        serial: if i % 2 == 0 { "01" } else { "02" },
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 6), "{alarm:?}");
+}
+
+#[test]
+fn moving_to_a_new_address_is_not_a_clone() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(100, 2.0, |s, _| Req {
+        ip: IP_B,
+        serial: "02",
+        ..s.normal()
+    });
+    assert_eq!(alarm, None);
+}
+
+#[test]
+fn score_decays_back_to_normal_and_baseline_did_not_absorb() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(30, 2.0, |s, _| {
+        let r = s.normal();
+        Req {
+            bytes_out: r.bytes_out * 20,
+            ..r
+        }
+    });
+    assert!(alarm.is_some());
+    for _ in 0..200 {
+        let r = sim.normal();
+        sim.send(
+            &Req {
+                bytes_out: r.bytes_out * 20,
+                ..r
+            },
+            2.0,
+        );
+    }
+    assert!(
+        sim.agent.current().value > 0.8,
+        "a sustained attack stays flagged"
+    );
+    sim.steady(300);
+    let after = sim.agent.current();
+    assert!(after.value < 0.1, "back to normal: {}", after.value);
+    assert!(after.top.is_empty());
+}
+
+#[test]
+fn held_score_decays_with_time() {
+    let mut sim = Sim::learned();
+    sim.until_alarm(30, 1.0, |s, i| Req {
+        ip: if i % 2 == 0 { IP_A } else { IP_B },
+        ..s.normal()
+    });
+    let now = Duration::from_secs_f64(sim.now);
+    let peak = sim.agent.score_at(now);
+    assert!(peak > 0.8);
+    let later = sim.agent.score_at(now + Duration::from_secs(300));
+    assert!(later < peak / 20.0, "{later}");
+}
+
+#[test]
+fn off_hours_after_a_day_of_history() {
+    let sim = Sim::new();
+    // Three office days, 09h-17h, one request a minute.
+    for day in 0..3u64 {
+        for minute in 0..(8 * 60) {
+            let now = (day * 86_400 + 9 * 3600 + minute * 60) as f64;
+            let how = (day * 24 + 9 + minute / 60) as u16;
+            let req = sim.normal();
+            let obs = observation(&req, now, how);
+            assert!(sim.agent.observe(&obs, &sim.settings).value < 0.5);
+        }
+    }
+    let req = sim.normal();
+    let night = observation(&req, (3 * 86_400 + 3 * 3600) as f64, 3 * 24 + 3);
+    let score = sim.agent.observe(&night, &sim.settings);
+    assert_eq!(top_kind(&score), Some(SignalKind::OffHours));
+    assert!(
+        (0.4..0.8).contains(&score.value),
+        "suspicious, not damning: {}",
+        score.value
+    );
+}
+
+fn observation(req: &Req, now: f64, hour_of_week: u16) -> Observation<'_> {
+    Observation {
+        upstream: req.upstream,
+        method: req.method,
+        path: &req.path,
+        status: req.status,
+        denied: req.denied,
+        bytes_in: 0,
+        bytes_out: req.bytes_out,
+        source_ip: req.ip,
+        cert_serial: req.serial,
+        now: Duration::from_secs_f64(now),
+        hour_of_week,
+    }
+}
+
+#[test]
+fn per_agent_memory_is_a_few_kib() {
+    let size = std::mem::size_of::<AgentBehaviour>();
+    assert!(size < 4096, "{size} bytes");
+}
+
+#[test]
+fn report_serialises_with_reasons() {
+    let mut sim = Sim::learned();
+    sim.until_alarm(30, 2.0, |s, _| {
+        let r = s.normal();
+        Req {
+            bytes_out: r.bytes_out * 20,
+            ..r
+        }
+    });
+    let json = serde_json::to_value(sim.agent.snapshot()).unwrap_or_default();
+    assert_eq!(json["learning"], false);
+    assert_eq!(json["signals"][0]["signal"], "bytes_out");
+    let detail = json["signals"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("responses ") && detail.contains("KiB vs usual 2.2 KiB"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn settings_from_config_defaults() {
+    let s = AnomalySettings::from_config(&crate::config::schema::AnomalySection::default());
+    assert_eq!(s, AnomalySettings::default());
+    assert!(s.enabled);
+    assert_eq!(s.threshold, 0.8);
+    assert_eq!(s.quarantine_for, Duration::from_secs(900));
+}

@@ -1,0 +1,286 @@
+//! One tracker per signal. Each has a fast side updated on every request, a baseline side updated
+//! only while the agent is learning or behaving (see `State::learn`), and a `strength` in [0, 1].
+
+use super::presence::Presence;
+use super::sets::{Bloom, Recent, SmallSet};
+use super::stats::{ramp, Decayed, EwStats, Ewma};
+
+/// Baselines follow drift over roughly this many requests.
+pub(crate) const BASE_ALPHA: f64 = 1.0 / 256.0;
+/// Deviations are only judged once the baseline has this many samples.
+const MIN_BASE_SAMPLES: u32 = 16;
+
+const RATE_FAST_ALPHA: f64 = 0.15;
+/// Concurrent requests have no meaningful gap; one millisecond stands for "at once".
+const MIN_GAP: f64 = 0.001;
+/// An idle night is not a slow rate: gaps are capped at a few usual gaps.
+const GAP_CAP_FACTOR: f64 = 8.0;
+const MAX_GAP: f64 = 600.0;
+/// Floor of the usual spread of the rate deviation (natural log units), so a very regular agent
+/// does not alarm on ordinary jitter, and a baseline from few samples is not trusted too much.
+const RATE_DEV_FLOOR: f64 = 0.25;
+
+/// Inter-request gaps: a fast EWMA (about a dozen requests) against the usual gap.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rate {
+    fast: Ewma,
+    base: EwStats,
+    dev: EwStats,
+    pending: Option<f64>,
+}
+
+impl Rate {
+    pub(crate) fn observe(&mut self, gap: Option<f64>) {
+        self.pending = gap.map(|g| {
+            let cap = if self.base.n() >= 8 {
+                (GAP_CAP_FACTOR * self.base.mean()).min(MAX_GAP)
+            } else {
+                MAX_GAP
+            };
+            g.clamp(MIN_GAP, cap.max(MIN_GAP))
+        });
+        if let Some(g) = self.pending {
+            self.fast.update(g, RATE_FAST_ALPHA);
+        }
+    }
+
+    /// How many times faster than usual, in natural log units.
+    fn deviation(&self) -> Option<f64> {
+        let (base, fast) = (self.base.mean(), self.fast.value());
+        (self.base.n() >= MIN_BASE_SAMPLES && base > 0.0 && fast > 0.0).then(|| (base / fast).ln())
+    }
+
+    pub(crate) fn strength(&self) -> f64 {
+        let Some(d) = self.deviation() else {
+            return 0.0;
+        };
+        let z = (d - self.dev.mean()) / self.dev.sd().max(RATE_DEV_FLOOR);
+        ramp(d.exp(), 3.0, 6.0).min(ramp(z, 2.5, 5.0))
+    }
+
+    /// Current and usual rate, requests per second.
+    pub(crate) fn rates(&self) -> (f64, f64) {
+        let per_second = |gap: f64| if gap > 0.0 { 1.0 / gap } else { 0.0 };
+        (per_second(self.fast.value()), per_second(self.base.mean()))
+    }
+
+    pub(crate) fn learn(&mut self) {
+        let Some(gap) = self.pending else { return };
+        if let Some(d) = self.deviation() {
+            self.dev.update(d, BASE_ALPHA);
+        }
+        self.base.update(gap, BASE_ALPHA);
+    }
+}
+
+const BYTES_FAST_ALPHA: f64 = 0.2;
+const BYTES_DEV_FLOOR: f64 = 0.3;
+
+/// Response sizes of successful requests, in log space so one large download is not a spike.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BytesOut {
+    fast: Ewma,
+    base: EwStats,
+    dev: EwStats,
+    pending: Option<f64>,
+}
+
+impl BytesOut {
+    pub(crate) fn observe(&mut self, bytes_out: Option<u64>) {
+        self.pending = bytes_out.map(|b| (b as f64).ln_1p());
+        if let Some(x) = self.pending {
+            self.fast.update(x, BYTES_FAST_ALPHA);
+        }
+    }
+
+    fn deviation(&self) -> Option<f64> {
+        (self.base.n() >= MIN_BASE_SAMPLES && self.fast.primed())
+            .then(|| self.fast.value() - self.base.mean())
+    }
+
+    pub(crate) fn strength(&self) -> f64 {
+        let Some(d) = self.deviation() else {
+            return 0.0;
+        };
+        let z = (d - self.dev.mean()) / self.dev.sd().max(BYTES_DEV_FLOOR);
+        ramp(d.exp(), 3.0, 8.0).min(ramp(z, 3.0, 6.0))
+    }
+
+    /// Current and usual response size, bytes.
+    pub(crate) fn sizes(&self) -> (f64, f64) {
+        (self.fast.value().exp_m1(), self.base.mean().exp_m1())
+    }
+
+    pub(crate) fn learn(&mut self) {
+        let Some(x) = self.pending else { return };
+        if let Some(d) = self.deviation() {
+            self.dev.update(d, BASE_ALPHA);
+        }
+        self.base.update(x, BASE_ALPHA);
+    }
+}
+
+/// How a share-of-requests signal turns into a strength.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShareLimits {
+    /// Excess of the recent share over the usual share: no signal below `lo`, full at `hi`.
+    pub(crate) lo: f64,
+    pub(crate) hi: f64,
+    /// Recent count (decayed with `tau` seconds): no signal below `count_lo`, full at `count_hi`.
+    pub(crate) count_lo: f64,
+    pub(crate) count_hi: f64,
+    pub(crate) tau: f64,
+    pub(crate) cap: f64,
+}
+
+const SHARE_FAST_ALPHA: f64 = 0.15;
+
+/// The share of requests with some property (denied, failed) against its usual share. Both the
+/// share and an absolute count must be high, so a lone denial after a quiet spell is not a burst.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Share {
+    fast: Ewma,
+    base: EwStats,
+    recent: Decayed,
+    last: bool,
+}
+
+impl Share {
+    pub(crate) fn observe(&mut self, hit: bool, now: f64, limits: &ShareLimits) {
+        self.last = hit;
+        self.fast.update(f64::from(u8::from(hit)), SHARE_FAST_ALPHA);
+        if hit {
+            self.recent.add(now, limits.tau, 1.0);
+        }
+    }
+
+    pub(crate) fn strength(&self, now: f64, limits: &ShareLimits) -> f64 {
+        let by_share = ramp(self.fast.value() - self.base.mean(), limits.lo, limits.hi);
+        if by_share == 0.0 {
+            return 0.0;
+        }
+        let count = self.recent.get(now, limits.tau);
+        by_share.min(ramp(count, limits.count_lo, limits.count_hi)) * limits.cap
+    }
+
+    /// Current and usual share.
+    pub(crate) fn shares(&self) -> (f64, f64) {
+        (self.fast.value(), self.base.mean())
+    }
+
+    pub(crate) fn learn(&mut self) {
+        self.base.update(f64::from(u8::from(self.last)), BASE_ALPHA);
+    }
+}
+
+/// Hashes of one request's identity-bearing fields.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keys {
+    pub(crate) upstream: u64,
+    pub(crate) method: u64,
+    pub(crate) endpoint: u64,
+    pub(crate) ip: u64,
+    pub(crate) serial: u64,
+}
+
+pub(crate) const NEW_UPSTREAM: f64 = 0.6;
+pub(crate) const NEW_METHOD: f64 = 0.4;
+pub(crate) const NEW_PATH_SHAPE: f64 = 0.3;
+/// Window of the distinct-new-shapes count, seconds: slow scans count too.
+pub(crate) const ENUMERATION_TAU: f64 = 300.0;
+
+/// First uses of upstreams, methods and endpoints (upstream + method + path shape).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Novelty {
+    upstreams: SmallSet<16>,
+    methods: SmallSet<16>,
+    endpoints: Bloom,
+    fast: Ewma,
+    base: EwStats,
+    recent: Decayed,
+    distinct: Recent,
+    pub(crate) new_upstream: bool,
+    pub(crate) new_method: bool,
+    pub(crate) new_endpoint: bool,
+}
+
+impl Novelty {
+    pub(crate) fn observe(&mut self, keys: &Keys, now: f64) {
+        self.new_upstream = self.upstreams.is_novel(keys.upstream);
+        self.new_method = self.methods.is_novel(keys.method);
+        self.new_endpoint = !self.endpoints.contains(keys.endpoint);
+        self.fast
+            .update(f64::from(u8::from(self.new_endpoint)), SHARE_FAST_ALPHA);
+        if self.new_endpoint && self.distinct.remember(keys.endpoint) {
+            self.recent.add(now, ENUMERATION_TAU, 1.0);
+        }
+    }
+
+    /// Many distinct endpoints never used before, in a short time, well above the usual share.
+    pub(crate) fn enumeration(&self, now: f64) -> f64 {
+        let by_share = ramp(self.fast.value() - self.base.mean(), 0.2, 0.6);
+        if by_share == 0.0 {
+            return 0.0;
+        }
+        by_share.min(ramp(self.recent.get(now, ENUMERATION_TAU), 2.0, 6.0))
+    }
+
+    /// Distinct new endpoints lately, and the usual share of requests to a new endpoint.
+    pub(crate) fn counts(&self, now: f64) -> (f64, f64) {
+        (self.recent.get(now, ENUMERATION_TAU), self.base.mean())
+    }
+
+    /// `allowed`: only requests the policy let through teach what the agent normally uses.
+    pub(crate) fn learn(&mut self, keys: &Keys, allowed: bool) {
+        self.base
+            .update(f64::from(u8::from(self.new_endpoint)), BASE_ALPHA);
+        if allowed {
+            self.upstreams.insert(keys.upstream);
+            self.methods.insert(keys.method);
+            self.endpoints.insert(keys.endpoint);
+        }
+    }
+}
+
+/// Decay of the flip count, seconds.
+const CLONE_TAU: f64 = 30.0;
+/// An agent that flips this often while learning is legitimately multi-homed (replicas sharing an
+/// identity, a NAT pool): for it, a flip says nothing.
+const MULTI_HOMED_SHARE: f64 = 0.02;
+
+/// The same identity live from two source addresses or two certificates at once.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CloneWatch {
+    ips: Presence,
+    serials: Presence,
+    flips: Decayed,
+    base: EwStats,
+    last: bool,
+}
+
+impl CloneWatch {
+    pub(crate) fn observe(&mut self, keys: &Keys, now: f64) {
+        let ip_flip = self.ips.observe(keys.ip, now);
+        let serial_flip = self.serials.observe(keys.serial, now);
+        self.last = ip_flip || serial_flip;
+        if self.last {
+            self.flips.add(now, CLONE_TAU, 1.0);
+        }
+    }
+
+    pub(crate) fn strength(&self, now: f64) -> f64 {
+        if self.base.mean() > MULTI_HOMED_SHARE || self.flips.is_zero() {
+            return 0.0;
+        }
+        ramp(self.flips.get(now, CLONE_TAU), 1.0, 2.5)
+    }
+
+    /// Recent flips, and the usual share of requests that flip.
+    pub(crate) fn counts(&self, now: f64) -> (f64, f64) {
+        (self.flips.get(now, CLONE_TAU), self.base.mean())
+    }
+
+    pub(crate) fn learn(&mut self) {
+        self.base.update(f64::from(u8::from(self.last)), BASE_ALPHA);
+    }
+}
