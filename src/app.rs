@@ -105,6 +105,7 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
             source,
         })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let shutdown_rx_gauges = shutdown_rx.clone();
     let mut tasks = Vec::new();
     let mut admin_addr = None;
     if let Some(addr) = snap.admin_listen {
@@ -125,6 +126,17 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
         DRAIN_TIMEOUT,
     )));
     spawn_reloaders(handle, opts.watch_files);
+    let gauges = runtime.clone();
+    let mut stop = shutdown_rx_gauges;
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => gauges.refresh_agent_gauges(),
+                _ = stop.changed() => return,
+            }
+        }
+    }));
     tracing::info!(%agent_addr, admin = ?admin_addr, mode = ?snap.mode, "warden serving");
     Ok(Running {
         agent_addr,

@@ -187,7 +187,8 @@ fn agent_json(rt: &Runtime, a: &AgentState) -> serde_json::Value {
         "last_seen": (last > 0).then(|| rfc3339_ms(last)),
         "requests": a.requests.load(Ordering::Relaxed),
         "denials": a.denials.load(Ordering::Relaxed),
-        "anomaly_score": 0.0,
+        "anomaly_score": a.behaviour.score_at(rt.mono()),
+        "anomaly": a.behaviour.snapshot(),
         "quarantined": a.is_quarantined(now),
         "quarantined_until": a.quarantined_until(now).filter(|t| *t != INDEFINITE).map(rfc3339_ms),
     })

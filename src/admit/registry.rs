@@ -10,6 +10,7 @@ use dashmap::DashMap;
 use tokio::time::Instant;
 
 use super::rate::TokenBucket;
+use crate::anomaly::AgentBehaviour;
 use crate::config::schema::RateLimitSection;
 
 /// Quarantine state: 0 = free, `i64::MAX` = until released, else Unix ms when it ends.
@@ -26,6 +27,8 @@ pub struct AgentState {
     pub requests: AtomicU64,
     pub denials: AtomicU64,
     pub last_seen_ms: AtomicI64,
+    /// Its behavioural baseline and anomaly score.
+    pub behaviour: AgentBehaviour,
 }
 
 impl AgentState {
@@ -38,6 +41,7 @@ impl AgentState {
             requests: AtomicU64::new(0),
             denials: AtomicU64::new(0),
             last_seen_ms: AtomicI64::new(0),
+            behaviour: AgentBehaviour::new(),
         }
     }
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::load::{ConfigError, LoadedConfig};
-use super::schema::{AnomalySection, Mode};
+use super::schema::Mode;
+use crate::anomaly::AnomalySettings;
 use crate::authz::rules::{CompiledRole, RuleSet, UpstreamSet};
 use crate::forward::headers::StripList;
 use crate::forward::upstream::Upstream;
@@ -69,7 +70,7 @@ pub struct Snapshot {
     pub strip: StripList,
     pub token: Option<Arc<TokenVerifier>>,
     pub telemetry: TelemetrySettings,
-    pub anomaly: AnomalySection,
+    pub anomaly: AnomalySettings,
     pub tls: Arc<TlsState>,
     /// The certificate, key, CA and CRL files: a change of any of them reloads.
     pub tls_files: Vec<PathBuf>,
@@ -282,7 +283,7 @@ pub fn compile(
             audit_max_bytes: f.telemetry.audit_max_bytes.map(|b| b.0),
             max_agent_series: f.telemetry.max_agent_series.unwrap_or(5000),
         },
-        anomaly: f.anomaly.clone(),
+        anomaly: AnomalySettings::from_config(&f.anomaly),
         tls,
         tls_files: f
             .tls

@@ -12,8 +12,12 @@ use tokio::time::Instant;
 use super::body::OnEnd;
 use super::runtime::Runtime;
 use crate::admit::AgentState;
+use crate::anomaly::Observation;
+use crate::clock::UtcMoment;
 use crate::config::compile::Snapshot;
+use crate::config::schema::AnomalyAction;
 use crate::decision::{Reason, RuleRef, Verdict};
+use crate::identity::agent_id::PeerCert;
 use crate::telemetry::audit::{AuditDecision, AuditRecord, RecordKind, TryRecordError};
 use crate::telemetry::metrics::Metrics;
 
@@ -29,6 +33,8 @@ pub struct RequestRecord {
     pub path: String,
     pub agent_id: Option<Arc<str>>,
     pub agent: Option<Arc<AgentState>>,
+    /// The verified client certificate's facts (serial, for the clone signal).
+    pub peer: Option<Arc<PeerCert>>,
     pub roles: Option<Arc<str>>,
     /// The agent entry's role names, for the audit record.
     pub role_list: Option<Arc<[Arc<str>]>>,
@@ -108,10 +114,71 @@ impl RequestRecord {
     }
 }
 
+impl RequestRecord {
+    /// Feeds the agent's behaviour baseline; quarantines it when the score says so.
+    fn observe_behaviour(&mut self, bytes_in: u64, bytes_out: u64) {
+        let (Some(agent), Some(peer)) = (self.agent.clone(), self.peer.clone()) else {
+            return;
+        };
+        let settings = &self.snap.anomaly;
+        // A quarantined agent's refused requests say nothing new about it: they neither teach
+        // its baseline nor score.
+        if !settings.enabled || self.reason == Reason::Quarantined {
+            return;
+        }
+        let now_ms = self.rt.clock.now_unix_ms();
+        let upstream = self.upstream_name().to_string();
+        let obs = Observation {
+            upstream: &upstream,
+            method: self.method.as_str(),
+            path: &self.path,
+            status: self.status,
+            denied: self.verdict != Verdict::Allow,
+            bytes_in,
+            bytes_out,
+            source_ip: crate::authz::when::canonical_ip(self.source_ip),
+            cert_serial: &peer.serial_hex,
+            now: self.rt.mono(),
+            hour_of_week: UtcMoment::from_unix_ms(now_ms).hour_of_week(),
+        };
+        let score = agent.behaviour.observe(&obs, settings);
+        self.anomaly_score = score.value;
+        self.signals = score
+            .top
+            .iter()
+            .map(|s| Cow::Borrowed(s.kind.as_str()))
+            .collect();
+        self.rt
+            .metrics
+            .anomaly_score
+            .with_label_values(&[&agent.metric_label])
+            .set(score.value);
+        if settings.exceeded_by(score.value) {
+            match settings.action {
+                AnomalyAction::Quarantine if !agent.is_quarantined(now_ms) => {
+                    let until = now_ms.saturating_add(settings.quarantine_for.as_millis() as i64);
+                    agent.quarantine(until);
+                    self.rt
+                        .metrics
+                        .quarantined
+                        .with_label_values(&[&agent.metric_label])
+                        .set(1);
+                    tracing::warn!(agent = %agent.id, score = score.value, signals = ?self.signals, "agent quarantined: anomaly score over threshold");
+                }
+                AnomalyAction::Quarantine => {}
+                AnomalyAction::Alert => {
+                    tracing::warn!(agent = %agent.id, score = score.value, signals = ?self.signals, "anomaly score over threshold");
+                }
+            }
+        }
+    }
+}
+
 impl OnEnd for RequestRecord {
-    fn finish(self: Box<Self>, bytes_out: u64, _completed: bool) {
+    fn finish(mut self: Box<Self>, bytes_out: u64, _completed: bool) {
         let elapsed = self.started.elapsed();
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        self.observe_behaviour(bytes_in, bytes_out);
         let m: &Metrics = &self.rt.metrics;
         let agent_label: &str = match (&self.agent, &self.agent_id) {
             (Some(a), _) => &a.metric_label,

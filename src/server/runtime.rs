@@ -18,6 +18,8 @@ pub struct Runtime {
     pub ids: RequestIds,
     /// `None` when `telemetry.audit_log` is unset.
     pub audit: Option<AuditLog>,
+    /// The monotonic origin of behaviour windows.
+    pub epoch: tokio::time::Instant,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -40,6 +42,30 @@ impl Runtime {
             clock,
             ids: RequestIds::new(),
             audit,
+            epoch: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Monotonic time since start, as the anomaly engine counts it.
+    pub fn mono(&self) -> std::time::Duration {
+        self.epoch.elapsed()
+    }
+
+    /// Brings the per-agent gauges up to date with time: quarantines that expired, scores that
+    /// decayed while an agent was quiet.
+    pub fn refresh_agent_gauges(&self) {
+        let now_ms = self.clock.now_unix_ms();
+        let now = self.mono();
+        for a in self.agents.all() {
+            let q = i64::from(a.is_quarantined(now_ms));
+            self.metrics
+                .quarantined
+                .with_label_values(&[&a.metric_label])
+                .set(q);
+            self.metrics
+                .anomaly_score
+                .with_label_values(&[&a.metric_label])
+                .set(a.behaviour.score_at(now));
         }
     }
 }

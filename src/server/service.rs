@@ -46,6 +46,7 @@ pub async fn handle(
         path: req.uri().path().to_string(),
         agent_id: None,
         agent: None,
+        peer: None,
         roles: None,
         role_list: None,
         route: None,
@@ -68,6 +69,7 @@ pub async fn handle(
         Err(_) => return Ok(refuse(rec, Reason::NoIdentity, None)),
     };
     rec.agent_id = Some(peer.agent_id.as_str().into());
+    rec.peer = Some(peer.clone());
     let Some(agent) = snap.agents.lookup(&peer.agent_id) else {
         return Ok(refuse(rec, Reason::UnknownAgent, None));
     };
