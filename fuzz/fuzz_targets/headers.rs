@@ -58,7 +58,10 @@ fn check(before: &HeaderMap, after: &HeaderMap, strip: Option<&StripList>, keep_
         let kept_upgrade = keep_upgrade && (name == UPGRADE || name == CONNECTION);
         if !kept_upgrade {
             assert!(!HOP_BY_HOP.contains(&folded.as_str()), "{name} survived");
-            assert!(!named.contains(&folded), "{name} named by Connection survived");
+            assert!(
+                !named.contains(&folded),
+                "{name} named by Connection survived"
+            );
         }
     }
     for value in after.get_all(CONNECTION) {

@@ -9,7 +9,10 @@ use libfuzzer_sys::fuzz_target;
 use warden::route::host::{canonical_host, resolve_host};
 
 fn assert_canonical(raw: &str, host: &str) {
-    assert!(!host.bytes().any(|b| b.is_ascii_uppercase()), "{raw:?} -> {host:?}");
+    assert!(
+        !host.bytes().any(|b| b.is_ascii_uppercase()),
+        "{raw:?} -> {host:?}"
+    );
     assert!(!host.contains('@'), "{raw:?} -> {host:?}");
     assert!(!host.ends_with('.'), "{raw:?} -> {host:?}");
     // No port: only a bracketed IPv6 literal may hold a colon, and then it ends the string.
@@ -18,7 +21,11 @@ fn assert_canonical(raw: &str, host: &str) {
     } else {
         assert!(!host.contains(':'), "{raw:?} -> {host:?}");
     }
-    assert_eq!(canonical_host(host).as_deref(), Ok(host), "{raw:?} is not stable");
+    assert_eq!(
+        canonical_host(host).as_deref(),
+        Ok(host),
+        "{raw:?} is not stable"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -16,8 +16,14 @@ fuzz_target!(|data: &[u8]| {
     assert!(!path.contains("//"), "{raw:?} -> {path:?}");
     assert!(!path.contains('\\'), "{raw:?} -> {path:?}");
     assert!(!path.contains(';'), "{raw:?} -> {path:?}");
-    assert!(!path.contains('#') && !path.contains('?'), "{raw:?} -> {path:?}");
-    assert!(!path.contains("/./") && !path.contains("/../"), "{raw:?} -> {path:?}");
+    assert!(
+        !path.contains('#') && !path.contains('?'),
+        "{raw:?} -> {path:?}"
+    );
+    assert!(
+        !path.contains("/./") && !path.contains("/../"),
+        "{raw:?} -> {path:?}"
+    );
     assert!(
         segments(path).all(|s| s != "." && s != ".."),
         "{raw:?} -> {path:?}"
@@ -26,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
     for banned in ["%2F", "%5C", "%00", "%2E", "%3B"] {
         assert!(!upper.contains(banned), "{raw:?} -> {path:?}");
     }
-    assert!(path.bytes().all(|b| b.is_ascii_graphic()), "{raw:?} -> {path:?}");
+    assert!(
+        path.bytes().all(|b| b.is_ascii_graphic()),
+        "{raw:?} -> {path:?}"
+    );
     let again = normalize_target(&target.path_and_query());
     assert_eq!(again.as_ref(), Ok(&target), "{raw:?} is not idempotent");
 });

@@ -18,7 +18,8 @@ use thiserror::Error;
 #[cfg(test)]
 mod tests;
 
-/// Longest request target accepted, in bytes (path and query together).
+/// Longest request target accepted, in bytes (path and query together), as received and as
+/// normalised.
 pub const MAX_TARGET_LEN: usize = 8 * 1024;
 /// Most path segments accepted, counting every non-empty segment as received (dot segments too).
 pub const MAX_SEGMENTS: usize = 128;
@@ -95,6 +96,12 @@ pub fn normalize_target(raw: &str) -> Result<NormalizedTarget, PathError> {
         None => (raw, None),
     };
     let path = normalize_path(path)?;
+    // Encoding raw `"<>...` can triple a path: the bound holds for what is forwarded too, so the
+    // normal form of an accepted target is itself accepted.
+    let out_len = path.len() + query.map_or(0, |q| q.len() + 1);
+    if out_len > MAX_TARGET_LEN {
+        return Err(PathError::TooLong);
+    }
     let query = match query {
         Some(q) => {
             check_query(q)?;

@@ -125,6 +125,15 @@ fn too_long_targets_are_refused() {
     assert_eq!(err_of(&over), PathError::TooLong);
     let long_query = format!("/a?{}", "q".repeat(MAX_TARGET_LEN));
     assert_eq!(err_of(&long_query), PathError::TooLong);
+    // Found by fuzzing: 3000 raw `>` fit as received but grow to 9001 bytes once encoded, and the
+    // normal form must itself be accepted.
+    let grows = format!("/{}", ">".repeat(3000));
+    assert!(grows.len() <= MAX_TARGET_LEN);
+    assert_eq!(err_of(&grows), PathError::TooLong);
+    let fits = format!("/{}", ">".repeat(2730));
+    let normal = path_of(&fits);
+    assert_eq!(normal.len(), 1 + 3 * 2730);
+    assert_eq!(path_of(&normal), normal);
 }
 
 #[test]
