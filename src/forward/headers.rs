@@ -49,6 +49,13 @@ const DEFAULT_STRIP: &[&str] = &[
     "x-forwarded-host",
     "x-forwarded-proto",
     "x-real-ip",
+    // Other URL and method carriers that common frameworks and proxies trust.
+    "x-original-uri",
+    "x-original-host",
+    "x-original-method",
+    "x-forwarded-port",
+    "x-forwarded-path",
+    "x-envoy-original-path",
 ];
 
 /// Whole families: every header that starts with one of these.
