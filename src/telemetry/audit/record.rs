@@ -102,14 +102,36 @@ impl AuditRecord {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, formatted by hand: it is on the writer's path for every record,
+/// and a general formatter costs about ten times as much.
 fn rfc3339_millis<S: Serializer>(ts: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    let text = ts
-        .to_offset(UtcOffset::UTC)
-        .format(&format)
-        .map_err(serde::ser::Error::custom)?;
-    s.serialize_str(&text)
+    let t = ts.to_offset(UtcOffset::UTC);
+    let Ok(year) = u16::try_from(t.year()) else {
+        // Years before 0 do not fit the fixed layout; leave them to the general formatter.
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        let text = t.format(&format).map_err(serde::ser::Error::custom)?;
+        return s.serialize_str(&text);
+    };
+    let mut buf = *b"0000-00-00T00:00:00.000Z";
+    put_digits(&mut buf[0..4], u32::from(year));
+    put_digits(&mut buf[5..7], u32::from(u8::from(t.month())));
+    put_digits(&mut buf[8..10], u32::from(t.day()));
+    put_digits(&mut buf[11..13], u32::from(t.hour()));
+    put_digits(&mut buf[14..16], u32::from(t.minute()));
+    put_digits(&mut buf[17..19], u32::from(t.second()));
+    put_digits(&mut buf[20..23], u32::from(t.millisecond()));
+    s.serialize_str(std::str::from_utf8(&buf).map_err(serde::ser::Error::custom)?)
+}
+
+/// Writes `n` in decimal into `out`, right-aligned and zero-padded.
+fn put_digits(out: &mut [u8], mut n: u32) {
+    for digit in out.iter_mut().rev() {
+        // n % 10 < 10, so the narrowing keeps the value.
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// JSON has no NaN or infinity and serde_json would write `null` where a number is expected;
@@ -158,5 +180,23 @@ mod tests {
         assert_eq!(v["duration_ms"], 0.0);
         assert_eq!(v["decision"], "shadow_deny");
         assert_eq!(v["ts"], "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn timestamps_keep_milliseconds_and_fall_back_for_negative_years() {
+        let mut rec = AuditRecord::connection(
+            datetime!(9999-12-31 23:59:59.999999 UTC),
+            "r".into(),
+            "::1".parse().unwrap(),
+            "tls_handshake",
+        );
+        let v: serde_json::Value = serde_json::to_value(&rec).unwrap();
+        assert_eq!(v["ts"], "9999-12-31T23:59:59.999Z");
+        rec.ts = datetime!(2024-02-29 01:02:03.004 UTC);
+        let v: serde_json::Value = serde_json::to_value(&rec).unwrap();
+        assert_eq!(v["ts"], "2024-02-29T01:02:03.004Z");
+        rec.ts = datetime!(-0001-01-01 00:00:00 UTC);
+        let v: serde_json::Value = serde_json::to_value(&rec).unwrap();
+        assert!(v["ts"].as_str().unwrap().starts_with('-'), "{}", v["ts"]);
     }
 }
