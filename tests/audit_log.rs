@@ -70,3 +70,48 @@ async fn five_thousand_requests_from_fifty_clients_make_five_thousand_records() 
     let m = s.warden.metrics();
     assert!(m.contains("warden_audit_records_total 5000"), "{m}");
 }
+
+#[tokio::test]
+async fn a_refused_handshake_is_a_connection_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let s = Standard::start_with(&format!("telemetry:\n  audit_log: {}\n", log.display())).await;
+    let anonymous = support::client::AgentClient::with_config(
+        support::client::client_config(&s.pki, None, &[b"http/1.1"]),
+        s.warden.addr,
+    );
+    assert!(anonymous.handshake_refused().await);
+    assert_eq!(
+        s.client("inventory-bot")
+            .get("/inventory/items")
+            .await
+            .status,
+        200
+    );
+    // The handshake record is written by the connection task; give it a moment to land.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    s.warden
+        .running
+        .runtime
+        .audit
+        .as_ref()
+        .unwrap()
+        .flush()
+        .await
+        .unwrap();
+    verify(&log).expect("chain intact");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let conn = records
+        .iter()
+        .find(|r| r["kind"] == "connection")
+        .expect("a connection record");
+    assert_eq!(conn["reason"], "tls_no_client_cert");
+    assert_eq!(conn["decision"], "deny");
+    assert_eq!(conn["source_ip"], "127.0.0.1");
+    assert!(conn["status"].is_null());
+    assert_eq!(records.iter().filter(|r| r["kind"] == "request").count(), 1);
+}

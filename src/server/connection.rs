@@ -20,6 +20,7 @@ use super::runtime::Runtime;
 use super::service::handle;
 use crate::admit::AgentState;
 use crate::identity::agent_id::{peer_cert, IdentityError, PeerCert};
+use crate::telemetry::audit::{AuditRecord, TryRecordError};
 use crate::tls::reason::handshake_failure_reason;
 use crate::tls::TlsState;
 
@@ -219,4 +220,15 @@ fn handshake_failed(rt: &Runtime, peer: SocketAddr, reason: &'static str) {
         .with_label_values(&["error", reason])
         .inc();
     tracing::info!(%peer, reason, "TLS handshake refused");
+    if let Some(audit) = &rt.audit {
+        let ts = time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(rt.clock.now_unix_ms()) * 1_000_000,
+        )
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let rec = AuditRecord::connection(ts, rt.ids.next(), peer.ip(), format!("tls_{reason}"));
+        if let Err(TryRecordError::Full(rec)) = audit.try_record(rec) {
+            let audit = audit.clone();
+            tokio::spawn(async move { audit.record(rec).await });
+        }
+    }
 }
