@@ -282,9 +282,14 @@ impl Agent {
     /// occasional quick batch, and an idle pause for some agents.
     fn advance(&mut self, speedup: f64) {
         let h = &self.habits;
+        if speedup != 1.0 {
+            // An attack burst runs at a multiple of the agent's usual (mean) rate.
+            self.now += self.rng.exp(h.rate * speedup);
+            return;
+        }
         let slow_wave =
             1.0 + 0.4 * (std::f64::consts::TAU * self.now / (2.0 * HOUR) + h.phase).sin();
-        let mut rate = h.rate * slow_wave * speedup;
+        let mut rate = h.rate * slow_wave;
         if self.batch_left > 0 {
             self.batch_left -= 1;
             rate *= 4.0;

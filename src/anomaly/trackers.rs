@@ -64,7 +64,9 @@ impl Rate {
             m if m > 0.0 => self.base.mean() / m,
             _ => 0.0,
         };
-        ramp(d.exp(), 3.0, 6.0).min(ramp(z, 2.5, 5.0)).min(ramp(sustained, 2.0, 3.0))
+        ramp(d.exp(), 3.0, 6.0)
+            .min(ramp(z, 2.5, 5.0))
+            .min(ramp(sustained, 2.0, 3.0))
     }
 
     /// Current and usual rate, requests per second.
@@ -135,7 +137,9 @@ impl BytesOut {
     }
 
     pub(crate) fn learn(&mut self) {
-        let Some((x, bucket)) = self.pending else { return };
+        let Some((x, bucket)) = self.pending else {
+            return;
+        };
         if self.judged() {
             self.dev.update(self.fast.value(), BASE_ALPHA);
         }
