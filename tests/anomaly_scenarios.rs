@@ -282,9 +282,14 @@ impl Agent {
     /// occasional quick batch, and an idle pause for some agents.
     fn advance(&mut self, speedup: f64) {
         let h = &self.habits;
+        if speedup != 1.0 {
+            // An attack burst runs at a multiple of the agent's usual (mean) rate.
+            self.now += self.rng.exp(h.rate * speedup);
+            return;
+        }
         let slow_wave =
             1.0 + 0.4 * (std::f64::consts::TAU * self.now / (2.0 * HOUR) + h.phase).sin();
-        let mut rate = h.rate * slow_wave * speedup;
+        let mut rate = h.rate * slow_wave;
         if self.batch_left > 0 {
             self.batch_left -= 1;
             rate *= 4.0;
@@ -518,7 +523,7 @@ fn run_fleet(seeds: &[u64], settings: &AnomalySettings) -> Tally {
 fn fleet_of_regular_agents_and_four_attackers() {
     let settings = AnomalySettings::default();
     assert_eq!(settings.threshold, 0.8);
-    let mut seed = Rng(0x5eed_0f_f1ee7);
+    let mut seed = Rng(0x05ee_d0ff_1ee7);
     let seeds: Vec<u64> = (0..NORMAL_AGENTS + 4).map(|_| seed.next()).collect();
     let mut tally = run_fleet(&seeds[..NORMAL_AGENTS as usize], &settings);
 
@@ -546,10 +551,7 @@ fn fleet_of_regular_agents_and_four_attackers() {
         for s in &agent.behaviour.snapshot().signals {
             println!("    {} {:.2}: {}", s.signal, s.strength, s.detail);
         }
-        if !outcome
-            .as_ref()
-            .is_some_and(|(n, _)| *n <= DETECTION_BUDGET)
-        {
+        if outcome.as_ref().is_none_or(|(n, _)| *n > DETECTION_BUDGET) {
             failures.push(format!("{attack:?}: {outcome:?}"));
         }
     }

@@ -90,7 +90,8 @@ impl State {
     fn track(&mut self, obs: &Observation<'_>, keys: &Keys, gap: Option<f64>, now: f64) {
         self.rate.observe(gap);
         let succeeded = !obs.denied && obs.status < 400;
-        self.bytes.observe(succeeded.then_some(obs.bytes_out));
+        self.bytes
+            .observe(succeeded.then_some(obs.bytes_out), keys.endpoint);
         self.denials.observe(obs.denied, now, &DENIALS);
         self.errors.observe(is_error(obs), now, &ERRORS);
         self.novelty.observe(keys, now);

@@ -393,6 +393,7 @@ fn observation(req: &Req, now: f64, hour_of_week: u16) -> Observation<'_> {
 #[test]
 fn per_agent_memory_is_a_few_kib() {
     let size = std::mem::size_of::<AgentBehaviour>();
+    println!("AgentBehaviour: {size} bytes");
     assert!(size < 4096, "{size} bytes");
 }
 

@@ -11,6 +11,7 @@ pub(crate) const BASE_ALPHA: f64 = 1.0 / 256.0;
 const MIN_BASE_SAMPLES: u32 = 16;
 
 const RATE_FAST_ALPHA: f64 = 0.15;
+const RATE_MEDIUM_ALPHA: f64 = 0.08;
 /// Concurrent requests have no meaningful gap; one millisecond stands for "at once".
 const MIN_GAP: f64 = 0.001;
 /// An idle night is not a slow rate: gaps are capped at a few usual gaps.
@@ -24,6 +25,9 @@ const RATE_DEV_FLOOR: f64 = 0.25;
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Rate {
     fast: Ewma,
+    /// A slower view (about 25 requests): a batch of a few quick requests is a habit, a sustained
+    /// burst is not.
+    medium: Ewma,
     base: EwStats,
     dev: EwStats,
     pending: Option<f64>,
@@ -41,6 +45,7 @@ impl Rate {
         });
         if let Some(g) = self.pending {
             self.fast.update(g, RATE_FAST_ALPHA);
+            self.medium.update(g, RATE_MEDIUM_ALPHA);
         }
     }
 
@@ -55,7 +60,13 @@ impl Rate {
             return 0.0;
         };
         let z = (d - self.dev.mean()) / self.dev.sd().max(RATE_DEV_FLOOR);
-        ramp(d.exp(), 3.0, 6.0).min(ramp(z, 2.5, 5.0))
+        let sustained = match self.medium.value() {
+            m if m > 0.0 => self.base.mean() / m,
+            _ => 0.0,
+        };
+        ramp(d.exp(), 3.0, 6.0)
+            .min(ramp(z, 2.5, 5.0))
+            .min(ramp(sustained, 2.0, 3.0))
     }
 
     /// Current and usual rate, requests per second.
@@ -75,48 +86,65 @@ impl Rate {
 
 const BYTES_FAST_ALPHA: f64 = 0.2;
 const BYTES_DEV_FLOOR: f64 = 0.3;
+const BYTE_BUCKETS: usize = 16;
+/// An endpoint's own size is trusted once it has this many samples.
+const MIN_BUCKET_SAMPLES: u32 = 4;
 
-/// Response sizes of successful requests, in log space so one large download is not a spike.
+/// Response sizes of successful requests, in log space so one large download is not a spike, and
+/// relative to what each endpoint usually returns (16 buckets by endpoint hash), so an agent that
+/// mixes small lookups with large exports is judged by the right yardstick for each request.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct BytesOut {
+    buckets: [EwStats; BYTE_BUCKETS],
+    overall: EwStats,
+    /// Recent residuals: log size minus the endpoint's usual log size.
     fast: Ewma,
-    base: EwStats,
     dev: EwStats,
-    pending: Option<f64>,
+    pending: Option<(f64, usize)>,
 }
 
 impl BytesOut {
-    pub(crate) fn observe(&mut self, bytes_out: Option<u64>) {
-        self.pending = bytes_out.map(|b| (b as f64).ln_1p());
-        if let Some(x) = self.pending {
-            self.fast.update(x, BYTES_FAST_ALPHA);
+    pub(crate) fn observe(&mut self, bytes_out: Option<u64>, endpoint: u64) {
+        let bucket = (endpoint % BYTE_BUCKETS as u64) as usize;
+        self.pending = bytes_out.map(|b| ((b as f64).ln_1p(), bucket));
+        if let Some((x, bucket)) = self.pending {
+            let usual = match self.buckets[bucket] {
+                b if b.n() >= MIN_BUCKET_SAMPLES => b.mean(),
+                _ => self.overall.mean(),
+            };
+            self.fast.update(x - usual, BYTES_FAST_ALPHA);
         }
     }
 
-    fn deviation(&self) -> Option<f64> {
-        (self.base.n() >= MIN_BASE_SAMPLES && self.fast.primed())
-            .then(|| self.fast.value() - self.base.mean())
+    fn judged(&self) -> bool {
+        self.overall.n() >= MIN_BASE_SAMPLES && self.fast.primed()
     }
 
     pub(crate) fn strength(&self) -> f64 {
-        let Some(d) = self.deviation() else {
+        if !self.judged() {
             return 0.0;
-        };
+        }
+        let d = self.fast.value();
         let z = (d - self.dev.mean()) / self.dev.sd().max(BYTES_DEV_FLOOR);
         ramp(d.exp(), 3.0, 8.0).min(ramp(z, 3.0, 6.0))
     }
 
-    /// Current and usual response size, bytes.
+    /// Current and usual response size, bytes (the current one scaled by the recent excess over
+    /// each endpoint's usual size).
     pub(crate) fn sizes(&self) -> (f64, f64) {
-        (self.fast.value().exp_m1(), self.base.mean().exp_m1())
+        let usual = self.overall.mean();
+        ((usual + self.fast.value()).exp_m1(), usual.exp_m1())
     }
 
     pub(crate) fn learn(&mut self) {
-        let Some(x) = self.pending else { return };
-        if let Some(d) = self.deviation() {
-            self.dev.update(d, BASE_ALPHA);
+        let Some((x, bucket)) = self.pending else {
+            return;
+        };
+        if self.judged() {
+            self.dev.update(self.fast.value(), BASE_ALPHA);
         }
-        self.base.update(x, BASE_ALPHA);
+        self.buckets[bucket].update(x, BASE_ALPHA);
+        self.overall.update(x, BASE_ALPHA);
     }
 }
 
