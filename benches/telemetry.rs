@@ -23,14 +23,20 @@ fn record(m: &Metrics, agent: &str, i: usize) {
     m.request_duration
         .with_label_values(&["inventory", decision])
         .observe(0.0004);
-    m.upstream_duration.with_label_values(&["inventory"]).observe(0.0003);
+    m.upstream_duration
+        .with_label_values(&["inventory"])
+        .observe(0.0003);
     m.agent_bytes.with_label_values(&[agent, "in"]).inc_by(120);
-    m.agent_bytes.with_label_values(&[agent, "out"]).inc_by(1500);
+    m.agent_bytes
+        .with_label_values(&[agent, "out"])
+        .inc_by(1500);
     m.anomaly_score.with_label_values(&[agent]).set(0.1);
 }
 
 fn labels(m: &Metrics, n: usize) -> Vec<Arc<str>> {
-    (0..n).map(|i| m.agent_label(&format!("spiffe://example.org/agent/a{i}"))).collect()
+    (0..n)
+        .map(|i| m.agent_label(&format!("spiffe://example.org/agent/a{i}")))
+        .collect()
 }
 
 fn per_request(c: &mut Criterion) {
@@ -41,7 +47,9 @@ fn per_request(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("record step, 10k agents");
     g.throughput(Throughput::Elements(1));
-    g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(30);
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(30);
     let mut i = 0usize;
     g.bench_function("metrics", |b| {
         b.iter(|| {
@@ -50,12 +58,19 @@ fn per_request(c: &mut Criterion) {
         })
     });
 
-    let settings = AnomalySettings { learning_period: Duration::from_secs(60), ..AnomalySettings::default() };
+    let settings = AnomalySettings {
+        learning_period: Duration::from_secs(60),
+        ..AnomalySettings::default()
+    };
     let behaviours: Vec<AgentBehaviour> = (0..AGENTS).map(|_| AgentBehaviour::new()).collect();
     let obs = |k: usize, now: Duration| Observation {
         upstream: "inventory",
         method: "GET",
-        path: if k % 2 == 0 { "/inventory/items" } else { "/inventory/items/4821" },
+        path: if k % 2 == 0 {
+            "/inventory/items"
+        } else {
+            "/inventory/items/4821"
+        },
         status: 200,
         denied: false,
         bytes_in: 120,
@@ -75,7 +90,8 @@ fn per_request(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % AGENTS;
             tick += 1;
-            let score = behaviours[i].observe(&obs(i, Duration::from_millis(80_000 + tick / 5)), &settings);
+            let score =
+                behaviours[i].observe(&obs(i, Duration::from_millis(80_000 + tick / 5)), &settings);
             record(&m, &agents[i], i);
             black_box(score.value)
         })
@@ -92,7 +108,9 @@ fn scrape(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("scrape");
     g.measurement_time(Duration::from_secs(5)).sample_size(10);
-    g.bench_function("/metrics with 5,000 agents", |b| b.iter(|| black_box(m.render().len())));
+    g.bench_function("/metrics with 5,000 agents", |b| {
+        b.iter(|| black_box(m.render().len()))
+    });
     g.finish();
 }
 

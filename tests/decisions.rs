@@ -76,12 +76,22 @@ async fn connection_named_headers_cannot_strip_warden_headers() {
     assert!(!seen.headers.contains_key("x-forwarded-user"));
 }
 
+/// Agent, method, path, headers, expected status, expected reason.
+type Case<'a> = (
+    &'a AgentClient,
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    u16,
+    &'a str,
+);
+
 #[tokio::test]
 async fn every_policy_refusal_has_its_status_and_reason() {
     let s = Standard::start().await;
     let inv = s.client("inventory-bot");
     let staging = s.client("staging-bot");
-    let cases: Vec<(&AgentClient, &str, &str, &[(&str, &str)], u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (&inv, "GET", "/inventory/admin/users", &[], 403, "denied"),
         (&inv, "GET", "/inventory/ADMIN/users", &[], 403, "denied"),
         (

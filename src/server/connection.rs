@@ -228,7 +228,7 @@ fn handshake_failed(rt: &Runtime, peer: SocketAddr, reason: &'static str) {
         let rec = AuditRecord::connection(ts, rt.ids.next(), peer.ip(), format!("tls_{reason}"));
         if let Err(TryRecordError::Full(rec)) = audit.try_record(rec) {
             let audit = audit.clone();
-            tokio::spawn(async move { audit.record(rec).await });
+            tokio::spawn(async move { audit.record(*rec).await });
         }
     }
 }

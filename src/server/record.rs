@@ -224,7 +224,7 @@ impl OnEnd for RequestRecord {
                 // The request already waited for room before it started; a record that still
                 // finds the queue full is handed to a task that waits, never dropped.
                 let audit = audit.clone();
-                tokio::spawn(async move { audit.record(rec).await });
+                tokio::spawn(async move { audit.record(*rec).await });
             }
         }
         tracing::debug!(

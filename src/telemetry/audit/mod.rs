@@ -208,7 +208,7 @@ impl AuditLog {
 #[derive(Debug)]
 pub enum TryRecordError {
     /// The queue is full: the record is handed back to be queued by waiting.
-    Full(AuditRecord),
+    Full(Box<AuditRecord>),
     Closed,
 }
 
@@ -219,7 +219,7 @@ impl AuditLog {
         match self.inner.shared.try_push(rec) {
             Pushed::Queued => Ok(()),
             Pushed::Closed => Err(TryRecordError::Closed),
-            Pushed::Full(rec) => Err(TryRecordError::Full(rec)),
+            Pushed::Full(rec) => Err(TryRecordError::Full(Box::new(rec))),
         }
     }
 
