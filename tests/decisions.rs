@@ -360,3 +360,42 @@ async fn metrics_count_decisions_with_contract_labels() {
     let (status, _) = admin_request(s.warden.admin, "GET", "/readyz", None).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn time_conditions_follow_the_injected_clock() {
+    use support::pki::TestPki;
+    use support::warden::{config_yaml, start_warden_with};
+    let pki = TestPki::new();
+    let up = support::upstream::start().await;
+    let yaml = config_yaml(
+        &pki,
+        &format!(
+            "upstreams:\n  api:\n    url: {}\nroutes:\n  - upstream: api\nroles:\n  office:\n    upstreams: [api]\n    allow:\n      - methods: [GET]\n        when:\n          hours_utc: \"06:00-20:00\"\n          weekdays: [mon, tue, wed, thu, fri]\n\
+agents:\n  - id: {}\n    roles: [office]\n",
+            up.url(),
+            agent_id("clerk")
+        ),
+    );
+    // The next Monday 10:00 UTC from now; the certificate outlives the simulated week, because
+    // warden also reads certificate expiry from its clock.
+    let now = warden::clock::Clock::system().now_unix_ms();
+    let day = 86_400_000i64;
+    let days = now.div_euclid(day);
+    let monday = (days + (7 - (days + 3).rem_euclid(7))) * day;
+    let clock = warden::clock::Clock::fixed(monday + 10 * 3_600_000);
+    let w = start_warden_with(&pki, &yaml, clock.clone()).await;
+    let cert = pki.issue(
+        "clerk",
+        &warden::certs::pki::LeafOptions::new(agent_id("clerk"))
+            .ttl(std::time::Duration::from_secs(30 * 86_400)),
+    );
+    let c = AgentClient::new(&pki, &cert, w.addr);
+    assert_eq!(c.get("/x").await.status, 200);
+    clock.advance_ms(11 * 3_600_000); // 21:00
+    let r = c.get("/x").await;
+    assert_eq!((r.status, r.error().as_str()), (403, "no_matching_rule"));
+    clock.advance_ms(4 * 86_400_000 + 13 * 3_600_000); // Saturday 10:00
+    assert_eq!(c.get("/x").await.status, 403);
+    clock.advance_ms(2 * 86_400_000); // Monday 10:00 again
+    assert_eq!(c.get("/x").await.status, 200);
+}

@@ -52,11 +52,22 @@ impl Recorder {
 pub struct Upstream {
     pub addr: SocketAddr,
     pub recorder: Recorder,
+    /// TCP connections accepted so far (keep-alive pooling shows as few connections).
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    pub tls: bool,
 }
 
 impl Upstream {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -170,24 +181,76 @@ impl hyper::body::Body for ChannelBody {
 
 /// Starts a recording upstream on 127.0.0.1:0.
 pub async fn start() -> Upstream {
+    start_with(None).await
+}
+
+/// An HTTPS upstream with a certificate from `pki` for localhost that demands a client
+/// certificate signed by `pki`'s CA (an mTLS upstream).
+pub async fn start_mtls(pki: &super::pki::TestPki) -> Upstream {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    super::init_crypto();
+    let server = pki.ca.issue_server(&[], Duration::from_secs(3600)).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(pki.ca.cert_der().to_vec()))
+        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .build()
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from(server.cert_der.clone())],
+            PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+}
+
+async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let recorder = Recorder::default();
     let rec = recorder.clone();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = connections.clone();
+    let is_tls = tls.is_some();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let rec = rec.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| respond(rec.clone(), req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .with_upgrades()
-                    .await;
+                let builder = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(tcp), svc)
+                            .with_upgrades()
+                            .await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .with_upgrades()
+                            .await;
+                    }
+                }
             });
         }
     });
-    Upstream { addr, recorder }
+    Upstream {
+        addr,
+        recorder,
+        connections,
+        tls: is_tls,
+    }
 }
