@@ -178,9 +178,11 @@ fn report<T>(result: Result<T, warden::certs::CertsError>) -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr; `WARDEN_LOG` overrides `default` (the demo tells its own story, so it logs
+/// warnings only).
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warden=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colours only for a person at a terminal; logs collected by a program stay plain.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
@@ -195,7 +197,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Command::Serve { config, no_watch } => {
-            init_logging();
+            init_logging("warden=info");
             run_async(async move {
                 match warden::app::serve(&config, !no_watch).await {
                     Ok(()) => ExitCode::SUCCESS,
@@ -226,7 +228,7 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Demo { once, config, dir } => {
-            init_logging_quiet();
+            init_logging("warden=warn");
             run_async(async move {
                 match warden::demo::run(&config, &dir, once).await {
                     Ok(()) => ExitCode::SUCCESS,
@@ -283,18 +285,6 @@ fn token(command: TokenCommand) -> ExitCode {
         )),
         TokenCommand::Keygen { dir, force } => report(commands::token_keygen(&dir, force, out)),
     }
-}
-
-/// The demo prints its own story; only warnings from the proxy interleave with it.
-fn init_logging_quiet() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warden=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
