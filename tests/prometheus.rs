@@ -372,11 +372,6 @@ async fn metrics_pass_promtool_and_name_the_contract() {
     );
     let has = |name: &str| text.lines().any(|l| l.starts_with(name));
     for name in CONTRACT_METRICS {
-        if name == ANOMALY_GAUGE && !has(name) {
-            // strict once the anomaly gauge is populated
-            eprintln!("note: {ANOMALY_GAUGE} has no series yet; not required here");
-            continue;
-        }
         assert!(has(name), "{name} missing from /metrics:\n{text}");
     }
     for series in [
@@ -642,17 +637,14 @@ async fn dashboard_queries_and_alert_rules_work_against_prometheus() {
     // A failed reload Prometheus sees happen, so the reload alert has something to fire on.
     failed_reload(&s).await;
 
-    let anomaly_present = anomaly_gauge_present(&s.warden.metrics());
-    let mut strict = Vec::new();
-    let mut lenient = Vec::new();
-    for (title, expr) in dashboard_exprs(&dashboard()) {
-        let e = substitute(&expr);
-        if e.contains(ANOMALY_GAUGE) && !anomaly_present {
-            lenient.push((title, e));
-        } else {
-            strict.push((title, e));
-        }
-    }
+    assert!(
+        anomaly_gauge_present(&s.warden.metrics()),
+        "{ANOMALY_GAUGE} has no series"
+    );
+    let strict: Vec<_> = dashboard_exprs(&dashboard())
+        .into_iter()
+        .map(|(title, expr)| (title, substitute(&expr)))
+        .collect();
     assert!(strict.len() >= 10, "too few dashboard queries: {strict:?}");
     let empty = until_all_have_data(&prom, strict.clone(), deadline).await;
     assert!(
@@ -661,15 +653,6 @@ async fn dashboard_queries_and_alert_rules_work_against_prometheus() {
         started.elapsed(),
         s.warden.metrics()
     );
-    // strict once the anomaly gauge is populated
-    for (title, expr) in &lenient {
-        let n = prom.query(expr).await.len();
-        eprintln!(
-            "note: {ANOMALY_GAUGE} has no series in /metrics yet; \
-             panel {title:?} ({expr}) returned {n} series and is not required to"
-        );
-    }
-
     for (name, metric, label) in label_value_variables(&dashboard()) {
         let values = prom
             .api(&format!(
