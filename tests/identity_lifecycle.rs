@@ -283,8 +283,12 @@ async fn a_connection_dies_with_its_certificate() {
         let left = short.issued.not_after - OffsetDateTime::now_utc();
         Instant::now() + Duration::try_from(left).unwrap_or_default()
     };
+    // One `Arc<ClientConfig>`: its later connections offer the session of the first.
     let client = AgentClient::new(&s.pki, &short, s.warden.addr);
     let mut conn = open_and_use(&client, ITEMS).await;
+    let resumed = open_and_use(&client, ITEMS).await;
+    assert_eq!(resumed.handshake, Some(HandshakeKind::Resumed));
+    drop(resumed);
 
     // Still served shortly before it expires.
     tokio::time::sleep_until((not_after - Duration::from_millis(700)).into()).await;
@@ -298,11 +302,21 @@ async fn a_connection_dies_with_its_certificate() {
         closed + Duration::from_millis(100) >= not_after,
         "closed before expiry"
     );
+    // Neither through its earlier session...
+    if let Ok(mut again) = KeepAlive::open(&client).await {
+        assert_eq!(again.handshake, Some(HandshakeKind::Resumed));
+        assert!(
+            again.get(ITEMS).await.is_err(),
+            "an expired certificate got in through session resumption"
+        );
+    }
+    // ...nor with a full handshake.
+    let fresh = AgentClient::new(&s.pki, &short, s.warden.addr);
     assert!(
-        client.handshake_refused().await,
+        fresh.handshake_refused().await,
         "an expired certificate got in"
     );
-    assert!(refused_handshakes(&s.warden.metrics(), "expired") >= 1);
+    assert!(refused_handshakes(&s.warden.metrics(), "expired") >= 2);
 }
 
 #[tokio::test]
