@@ -239,3 +239,24 @@ fn handshake_failed(rt: &Runtime, peer: SocketAddr, reason: &'static str) {
         .inc();
     tracing::info!(%peer, reason, "TLS handshake refused");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::pki::{Ca, LeafOptions};
+
+    #[test]
+    fn a_certificate_expires_one_second_after_its_inclusive_not_after() {
+        let ca = Ca::generate("expiry test CA", Duration::from_secs(3600)).unwrap();
+        let issued = ca
+            .issue_agent(&LeafOptions::new("spiffe://example.org/agent/a"))
+            .unwrap();
+        let not_after_ms = issued.not_after.unix_timestamp() * 1000;
+        assert_eq!(cert_not_after_ms(&issued.cert_der), Some(not_after_ms));
+        assert_eq!(
+            cert_expires_at_ms(&issued.cert_der),
+            Some(not_after_ms + 1000)
+        );
+        assert_eq!(cert_expires_at_ms(b"not a certificate"), None);
+    }
+}
