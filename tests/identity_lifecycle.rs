@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -142,20 +142,17 @@ fn spawn_loop(
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<(u64, Vec<String>)> {
     tokio::spawn(async move {
-        let ok = AtomicU64::new(0);
+        let mut ok = 0u64;
         let mut failures = Vec::new();
         let mut conn: Option<KeepAlive> = None;
         while !stop.load(Ordering::Relaxed) {
             let result = if keep_alive {
                 if conn.is_none() {
-                    conn = KeepAlive::open(&client)
-                        .await
-                        .map_err(|e| failures.push(e))
-                        .ok();
+                    conn = KeepAlive::open(&client).await.ok();
                 }
                 match conn.as_mut() {
                     Some(c) => c.get(ITEMS).await.map(|r| r.status),
-                    None => continue,
+                    None => Err("no connection".to_string()),
                 }
             } else {
                 client
@@ -164,9 +161,7 @@ fn spawn_loop(
                     .map(|r| r.status)
             };
             match result {
-                Ok(200) => {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
+                Ok(200) => ok += 1,
                 Ok(status) => failures.push(format!("status {status}")),
                 Err(e) => {
                     failures.push(e);
@@ -175,7 +170,7 @@ fn spawn_loop(
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        (ok.load(Ordering::Relaxed), failures)
+        (ok, failures)
     })
 }
 
