@@ -11,6 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::HandshakeKind;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -21,7 +22,7 @@ use super::service::handle;
 use crate::admit::AgentState;
 use crate::identity::agent_id::{peer_cert, IdentityError, PeerCert};
 use crate::telemetry::audit::{AuditRecord, TryRecordError};
-use crate::tls::reason::handshake_failure_reason;
+use crate::tls::reason::{handshake_failure_reason, tls_error_reason};
 use crate::tls::TlsState;
 
 type IdentityCache = Option<(Arc<str>, Result<Arc<PeerCert>, IdentityError>)>;
@@ -111,14 +112,26 @@ pub fn cert_not_after_ms(der: &[u8]) -> Option<i64> {
     Some(cert.validity().not_after.timestamp().saturating_mul(1000))
 }
 
-/// Whether the trust in force now still accepts the chain a connection was admitted with.
-fn still_trusted(tls: &TlsState, certs: &[CertificateDer<'static>]) -> bool {
+/// The first instant, Unix ms, at which a DER certificate is expired. notAfter is inclusive
+/// (RFC 5280) and the handshake verifier accepts the certificate through that whole second, so a
+/// connection closed any earlier could reconnect at once and be closed again.
+pub fn cert_expires_at_ms(der: &[u8]) -> Option<i64> {
+    cert_not_after_ms(der).map(|t| t.saturating_add(1000))
+}
+
+/// Checks a connection's chain against the trust in force now.
+fn verify_chain(tls: &TlsState, certs: &[CertificateDer<'static>]) -> Result<(), rustls::Error> {
     let Some((ee, rest)) = certs.split_first() else {
-        return false;
+        return Err(rustls::Error::NoCertificatesPresented);
     };
     tls.verifier
         .verify_client_cert(ee, rest, UnixTime::now())
-        .is_ok()
+        .map(|_| ())
+}
+
+/// Whether the trust in force now still accepts the chain a connection was admitted with.
+fn still_trusted(tls: &TlsState, certs: &[CertificateDer<'static>]) -> bool {
+    verify_chain(tls, certs).is_ok()
 }
 
 /// Handshakes and serves one accepted TCP connection until it ends.
@@ -137,17 +150,23 @@ pub async fn serve_connection(
         Ok(Err(e)) => return handshake_failed(&rt, peer, handshake_failure_reason(&e)),
         Err(_) => return handshake_failed(&rt, peer, "timeout"),
     };
+    let session = tls.get_ref().1;
+    let certs: Vec<CertificateDer<'static>> = session
+        .peer_certificates()
+        .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+        .unwrap_or_default();
+    // A resumed session brings back the chain verified when it began, unchecked since: a
+    // certificate that has expired in between must not get in through its session.
+    if session.handshake_kind() == Some(HandshakeKind::Resumed) {
+        if let Err(e) = verify_chain(&snap.tls, &certs) {
+            return handshake_failed(&rt, peer, tls_error_reason(&e));
+        }
+    }
     rt.metrics
         .tls_handshakes
         .with_label_values(&["ok", "ok"])
         .inc();
-    let certs: Vec<CertificateDer<'static>> = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
-        .unwrap_or_default();
-    let not_after_ms = certs.first().and_then(|c| cert_not_after_ms(c));
+    let expires_at_ms = certs.first().and_then(|c| cert_expires_at_ms(c));
     let trusted_by = snap.tls.clone();
     drop(snap);
 
@@ -170,7 +189,7 @@ pub async fn serve_connection(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
     tokio::pin!(conn);
 
-    let until_expiry = not_after_ms
+    let until_expiry = expires_at_ms
         .map(|t| Duration::from_millis(u64::try_from(t - rt.clock.now_unix_ms()).unwrap_or(0)))
         .unwrap_or(Duration::from_secs(365 * 86_400));
     let expiry = tokio::time::sleep(until_expiry);
@@ -230,5 +249,26 @@ fn handshake_failed(rt: &Runtime, peer: SocketAddr, reason: &'static str) {
             let audit = audit.clone();
             tokio::spawn(async move { audit.record(*rec).await });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::pki::{Ca, LeafOptions};
+
+    #[test]
+    fn a_certificate_expires_one_second_after_its_inclusive_not_after() {
+        let ca = Ca::generate("expiry test CA", Duration::from_secs(3600)).unwrap();
+        let issued = ca
+            .issue_agent(&LeafOptions::new("spiffe://example.org/agent/a"))
+            .unwrap();
+        let not_after_ms = issued.not_after.unix_timestamp() * 1000;
+        assert_eq!(cert_not_after_ms(&issued.cert_der), Some(not_after_ms));
+        assert_eq!(
+            cert_expires_at_ms(&issued.cert_der),
+            Some(not_after_ms + 1000)
+        );
+        assert_eq!(cert_expires_at_ms(b"not a certificate"), None);
     }
 }

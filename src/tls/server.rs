@@ -126,8 +126,12 @@ pub fn client_verifier(
     for path in &section.crl {
         crls.extend(load_crls(path)?);
     }
+    // CRLs are optional per CA: a CA whose CRL is not listed (one just added beside the old one,
+    // say) revokes nothing, as when no CRL is configured at all, instead of refusing every
+    // certificate it signed. A CA whose CRL is listed is checked against it.
     let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
         .with_crls(crls)
+        .allow_unknown_revocation_status()
         .build()
         .map_err(|e| TlsError::Config(format!("client verifier: {e}")))?;
     Ok(Arc::new(RequireClientAuthEku::new(inner)))
