@@ -137,8 +137,11 @@ impl WardenProcess {
                 .unwrap_or(rest.len());
             rest[..end].parse().ok()
         };
-        let addr =
-            field("agent_addr=").unwrap_or_else(|| panic!("agent address in the log: {line}"));
+        let Some(addr) = field("agent_addr=") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no agent address in the log line: {line}");
+        };
         let admin = field("admin=Some(");
         WardenProcess {
             child,
