@@ -192,7 +192,14 @@ async fn run(plan: &Plan, nginx: &Path, warden: &Path) -> Result<(), String> {
         let dir = tmp.path().join(name);
         let port = procs::free_port()?;
         let audit_log = audit.then(|| dir.join("audit.jsonl"));
-        let proxy = start_warden(warden, &dir, &pki, port, upstream_port, audit_log.as_deref())?;
+        let proxy = start_warden(
+            warden,
+            &dir,
+            &pki,
+            port,
+            upstream_port,
+            audit_log.as_deref(),
+        )?;
         let target = Target {
             addr: loopback(port),
             tls: tls.clone(),
@@ -304,23 +311,11 @@ async fn drive(
     preflight(name, target).await?;
     let cpu = || proxy.cpu_ticks();
     let window = Window::after(plan.keep_alive_warm_up, plan.keep_alive_window);
-    let (mut kept, cpu0, cpu1) = generator::run(
-        target,
-        Mode::KeepAlive,
-        plan.keep_alive_agents,
-        window,
-        cpu,
-    )
-    .await;
+    let (mut kept, cpu0, cpu1) =
+        generator::run(target, Mode::KeepAlive, plan.keep_alive_agents, window, cpu).await;
     let window = Window::after(plan.handshake_warm_up, plan.handshake_window);
-    let (fresh, hs0, hs1) = generator::run(
-        target,
-        Mode::Handshake,
-        plan.handshake_agents,
-        window,
-        cpu,
-    )
-    .await;
+    let (fresh, hs0, hs1) =
+        generator::run(target, Mode::Handshake, plan.handshake_agents, window, cpu).await;
     if kept.ok == 0 || fresh.ok == 0 {
         return Err(format!(
             "{name}: no successful requests ({} keep-alive, {} handshake failures)",

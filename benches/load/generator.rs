@@ -93,7 +93,8 @@ impl Tally {
             Ok(StatusCode::OK) => {
                 self.ok += 1;
                 let us = done.duration_since(started).as_micros();
-                self.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                self.latencies_us
+                    .push(u32::try_from(us).unwrap_or(u32::MAX));
             }
             _ => self.failed += 1,
         }
