@@ -38,12 +38,18 @@ impl PathPattern {
         }
     }
 
-    /// The first segment when it is a literal: the key the rule index files this pattern under.
+    /// The first segment when it is a literal.
     pub fn first_literal(&self) -> Option<&str> {
-        match self.segs.first() {
-            Some(Seg::Literal(l)) => Some(l),
+        self.literal_prefix().next()
+    }
+
+    /// The leading literal segments, up to the first wildcard: the key the rule index files this
+    /// pattern under. Deny patterns yield them lower-cased.
+    pub fn literal_prefix(&self) -> impl Iterator<Item = &str> {
+        self.segs.iter().map_while(|s| match s {
+            Seg::Literal(l) => Some(l.as_ref()),
             _ => None,
-        }
+        })
     }
 
     /// Whether the normalised `path` (starting with `/`) matches.
@@ -160,6 +166,11 @@ mod tests {
         assert!(p.matches("/Inventory/Admin"));
         assert!(!p.matches("/inventory/administrator"));
         assert_eq!(p.first_literal(), Some("inventory"));
+        assert_eq!(
+            p.literal_prefix().collect::<Vec<_>>(),
+            vec!["inventory", "admin"]
+        );
+        assert_eq!(PathPattern::new("/**/x", false).literal_prefix().count(), 0);
     }
 
     #[test]

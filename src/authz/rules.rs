@@ -1,5 +1,7 @@
-//! Compiled roles and rules. Rules are filed by upstream and by the first path segment, so a
-//! decision looks at the handful of rules that could match, not at every rule of a role.
+//! Compiled roles and rules. Rules are filed by upstream and then in a tree of the leading literal
+//! segments of their path patterns, so a decision looks at the handful of rules that could match,
+//! not at every rule of a role. One level would not do: routes select upstreams by path prefix,
+//! so every rule of an upstream usually shares its first segment (`/payroll/...`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -114,14 +116,84 @@ pub struct CompiledRule {
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     rules: Vec<CompiledRule>,
-    /// Per upstream index: rule positions filed by first literal segment, and the rest.
-    buckets: Vec<Bucket>,
+    /// Per upstream index: the root of that upstream's literal-prefix tree.
+    buckets: Vec<Node>,
 }
 
+/// Literal segments deeper than this are not indexed; the pattern match still checks them.
+/// Four covers `/route-prefix/resource/id/sub-resource`, and bounds the walk per request.
+const INDEX_DEPTH: usize = 4;
+
+/// A node of the literal-prefix tree: the rules whose indexed literal prefix ends here, in config
+/// order, and the literal segments that lead deeper.
 #[derive(Debug, Clone, Default)]
-struct Bucket {
-    by_first: HashMap<Box<str>, Vec<u32>>,
-    any_first: Vec<u32>,
+struct Node {
+    rules: Vec<u32>,
+    children: HashMap<Box<str>, Node>,
+}
+
+impl Node {
+    /// Files rule `pos` under `prefix`, once per node even when several of its patterns lead
+    /// there.
+    fn file(&mut self, prefix: &[&str], pos: u32) {
+        let mut node = self;
+        for seg in prefix.iter().take(INDEX_DEPTH) {
+            node = node.children.entry((*seg).into()).or_default();
+        }
+        if node.rules.last() != Some(&pos) {
+            node.rules.push(pos);
+        }
+    }
+
+    /// The rule lists of every node on `path`'s walk, root first; at most `INDEX_DEPTH + 1`.
+    fn candidates<'a>(&'a self, path: &str, case_insensitive: bool) -> Candidates<'a> {
+        let mut out = Candidates {
+            lists: [&[]; INDEX_DEPTH + 1],
+            len: 0,
+        };
+        out.push(&self.rules);
+        let body = path.strip_prefix('/').unwrap_or(path);
+        let mut node = self;
+        for seg in body.split('/').take(INDEX_DEPTH) {
+            let next = if case_insensitive && seg.bytes().any(|b| b.is_ascii_uppercase()) {
+                node.children.get(seg.to_ascii_lowercase().as_str())
+            } else {
+                node.children.get(seg)
+            };
+            let Some(next) = next else {
+                break;
+            };
+            node = next;
+            out.push(&node.rules);
+        }
+        out
+    }
+}
+
+/// Rule lists gathered on one walk, without allocating.
+struct Candidates<'a> {
+    lists: [&'a [u32]; INDEX_DEPTH + 1],
+    len: usize,
+}
+
+impl<'a> Candidates<'a> {
+    fn push(&mut self, list: &'a [u32]) {
+        if let Some(slot) = self.lists.get_mut(self.len) {
+            *slot = list;
+            self.len += 1;
+        }
+    }
+
+    fn lists(&self) -> &[&'a [u32]] {
+        &self.lists[..self.len]
+    }
+}
+
+/// How one rule answers one request.
+enum Verdict {
+    Matches,
+    Unmet(Unmet),
+    Misses,
 }
 
 /// How a rule set answered, for the decision and for `explain`.
@@ -153,7 +225,7 @@ impl RuleSet {
     ) -> Self {
         let mut set = RuleSet {
             rules: Vec::with_capacity(rules.len()),
-            buckets: vec![Bucket::default(); upstream_count],
+            buckets: vec![Node::default(); upstream_count],
         };
         for (pos, r) in rules.iter().enumerate() {
             let pos = pos as u32;
@@ -175,21 +247,14 @@ impl RuleSet {
                     .collect(),
             };
             for u in targets {
-                let Some(bucket) = set.buckets.get_mut(u) else {
+                let Some(root) = set.buckets.get_mut(u) else {
                     continue;
                 };
-                if compiled.paths.is_empty()
-                    || compiled.paths.iter().any(|p| p.first_literal().is_none())
-                {
-                    bucket.any_first.push(pos);
+                if compiled.paths.is_empty() {
+                    root.file(&[], pos);
                 }
                 for p in &compiled.paths {
-                    if let Some(first) = p.first_literal() {
-                        let list = bucket.by_first.entry(first.into()).or_default();
-                        if list.last() != Some(&pos) {
-                            list.push(pos);
-                        }
-                    }
+                    root.file(&p.literal_prefix().collect::<Vec<_>>(), pos);
                 }
             }
             set.rules.push(compiled);
@@ -207,76 +272,56 @@ impl RuleSet {
 
     /// The first rule (in config order) that matches.
     pub fn first_match(&self, input: &RuleInput<'_>, case_insensitive: bool) -> RuleMatch {
-        let Some(bucket) = self.buckets.get(input.upstream) else {
+        let Some(root) = self.buckets.get(input.upstream) else {
             return RuleMatch::NoMatch(None);
         };
-        let first = first_segment(input.path);
-        let keyed: &[u32] = if case_insensitive && first.bytes().any(|b| b.is_ascii_uppercase()) {
-            bucket
-                .by_first
-                .get(first.to_ascii_lowercase().as_str())
-                .map(|v| v.as_slice())
-                .unwrap_or(&[])
-        } else {
-            bucket
-                .by_first
-                .get(first)
-                .map(|v| v.as_slice())
-                .unwrap_or(&[])
-        };
-        let mut near_miss = None;
-        // Merge the two ascending lists so the first match in config order wins.
-        let (mut i, mut j) = (0, 0);
-        let any = bucket.any_first.as_slice();
-        while i < keyed.len() || j < any.len() {
-            let pos = match (keyed.get(i), any.get(j)) {
-                (Some(&a), Some(&b)) if a == b => {
-                    i += 1;
-                    j += 1;
-                    a
+        let candidates = root.candidates(input.path, case_insensitive);
+        // Each list is ascending, so the first match in config order is the smallest first match
+        // of any list; a list is abandoned once it passes the best match found so far.
+        let mut best: Option<u32> = None;
+        let mut near_miss: Option<(u32, Unmet)> = None;
+        for list in candidates.lists() {
+            for &pos in *list {
+                if best.is_some_and(|b| pos >= b) {
+                    break;
                 }
-                (Some(&a), Some(&b)) if a < b => {
-                    i += 1;
-                    a
-                }
-                (Some(_), Some(&b)) => {
-                    j += 1;
-                    b
-                }
-                (Some(&a), None) => {
-                    i += 1;
-                    a
-                }
-                (None, Some(&b)) => {
-                    j += 1;
-                    b
-                }
-                (None, None) => break,
-            };
-            let Some(rule) = self.rules.get(pos as usize) else {
-                continue;
-            };
-            if !rule.methods.contains(input.method) {
-                continue;
-            }
-            if !rule.paths.is_empty() && !rule.paths.iter().any(|p| p.matches(input.path)) {
-                continue;
-            }
-            if let Some(cond) = &rule.condition {
-                if let Some(unmet) = (input.check_condition)(cond) {
-                    near_miss.get_or_insert((pos, unmet));
-                    continue;
+                match self.verdict(pos, input) {
+                    Verdict::Matches => {
+                        best = Some(pos);
+                        break;
+                    }
+                    Verdict::Unmet(unmet) if near_miss.is_none_or(|(p, _)| pos < p) => {
+                        near_miss = Some((pos, unmet));
+                    }
+                    Verdict::Unmet(_) | Verdict::Misses => {}
                 }
             }
-            return RuleMatch::Matched(pos);
         }
-        RuleMatch::NoMatch(near_miss)
+        match best {
+            Some(pos) => RuleMatch::Matched(pos),
+            None => RuleMatch::NoMatch(near_miss),
+        }
     }
-}
 
-fn first_segment(path: &str) -> &str {
-    let body = path.strip_prefix('/').unwrap_or(path);
-    body.split('/').next().unwrap_or("")
+    fn verdict(&self, pos: u32, input: &RuleInput<'_>) -> Verdict {
+        let Some(rule) = self.rules.get(pos as usize) else {
+            return Verdict::Misses;
+        };
+        if !rule.methods.contains(input.method) {
+            return Verdict::Misses;
+        }
+        if !rule.paths.is_empty() && !rule.paths.iter().any(|p| p.matches(input.path)) {
+            return Verdict::Misses;
+        }
+        match rule
+            .condition
+            .as_ref()
+            .and_then(|c| (input.check_condition)(c))
+        {
+            Some(unmet) => Verdict::Unmet(unmet),
+            None => Verdict::Matches,
+        }
+    }
 }
 
 /// A compiled role.
@@ -370,6 +415,97 @@ mod tests {
         );
         assert_eq!(
             set.first_match(&input(0, &get, "/pay/1"), false),
+            RuleMatch::NoMatch(None)
+        );
+    }
+
+    #[test]
+    fn deeper_literal_prefixes_keep_config_order() {
+        let mut ups = UpstreamSet::with_capacity(1);
+        ups.insert(0);
+        let set = RuleSet::compile(
+            &[
+                rule(None, &["GET"], &["/svc/orders/*/detail"]),
+                rule(None, &["GET"], &["/svc/**"]),
+                rule(None, &["GET"], &["/svc/orders/42"]),
+                rule(None, &["POST"], &["/svc/orders/**", "/svc/items"]),
+                rule(None, &[], &[]),
+            ],
+            &ups,
+            &index,
+            2,
+            false,
+        );
+        let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
+        let at = |m: &Method, p: &str| set.first_match(&input(0, m, p), false);
+        assert_eq!(at(&get, "/svc/orders/42"), RuleMatch::Matched(1));
+        assert_eq!(at(&get, "/svc/orders/7/detail"), RuleMatch::Matched(0));
+        assert_eq!(at(&post, "/svc/items"), RuleMatch::Matched(3));
+        assert_eq!(at(&post, "/svc/orders/7/lines"), RuleMatch::Matched(3));
+        assert_eq!(at(&post, "/svc/other"), RuleMatch::Matched(4));
+        assert_eq!(at(&delete, "/elsewhere"), RuleMatch::Matched(4));
+    }
+
+    #[test]
+    fn near_miss_is_the_first_in_config_order_across_depths() {
+        let mut ups = UpstreamSet::with_capacity(1);
+        ups.insert(0);
+        let when = crate::config::schema::WhenSection {
+            source_cidrs: vec!["10.0.0.0/8".into()],
+            ..Default::default()
+        };
+        let conditional = |paths: &[&str]| RuleSection {
+            when: Some(when.clone()),
+            ..rule(None, &[], paths)
+        };
+        let set = RuleSet::compile(
+            &[
+                conditional(&["/svc/orders/**"]),
+                conditional(&["/svc/**"]),
+                rule(None, &["POST"], &["/svc/orders/**"]),
+            ],
+            &ups,
+            &index,
+            2,
+            false,
+        );
+        let get = Method::GET;
+        let post = Method::POST;
+        let unmet = RuleInput {
+            upstream: 0,
+            method: &get,
+            path: "/svc/orders/1",
+            check_condition: &|_| Some(Unmet::SourceCidr),
+        };
+        assert_eq!(
+            set.first_match(&unmet, false),
+            RuleMatch::NoMatch(Some((0, Unmet::SourceCidr)))
+        );
+        let unmet_post = RuleInput {
+            method: &post,
+            ..unmet
+        };
+        assert_eq!(set.first_match(&unmet_post, false), RuleMatch::Matched(2));
+    }
+
+    #[test]
+    fn deep_deny_index_ignores_case() {
+        let mut ups = UpstreamSet::with_capacity(1);
+        ups.insert(0);
+        let set = RuleSet::compile(
+            &[rule(None, &[], &["/Svc/Admin/users/**"])],
+            &ups,
+            &index,
+            2,
+            true,
+        );
+        let get = Method::GET;
+        assert_eq!(
+            set.first_match(&input(0, &get, "/SVC/admin/Users/1"), true),
+            RuleMatch::Matched(0)
+        );
+        assert_eq!(
+            set.first_match(&input(0, &get, "/svc/admin/userz"), true),
             RuleMatch::NoMatch(None)
         );
     }
