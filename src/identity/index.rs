@@ -43,6 +43,17 @@ pub struct AgentIndex {
     agents: Vec<AgentPolicy>,
     exact: HashMap<Box<str>, usize>,
     patterns: Vec<AgentPattern>,
+    /// Patterns filed by their literal path prefix (the segments before the first wildcard),
+    /// each list in priority order: a lookup tries only the patterns whose prefix the id has.
+    by_prefix: HashMap<Box<str>, Vec<usize>>,
+}
+
+/// `/agent/support` for `/agent/support/*`: the path up to the first segment with a wildcard.
+fn literal_prefix(path: &str) -> &str {
+    match path.find('*') {
+        Some(star) => path[..star].rfind('/').map_or("", |slash| &path[..slash]),
+        None => path,
+    }
 }
 
 /// Splits `spiffe://domain/path` into (`spiffe://domain`, `/path`).
@@ -82,6 +93,14 @@ impl AgentIndex {
         index
             .patterns
             .sort_by_key(|p| std::cmp::Reverse(p.literal_segments));
+        for (i, p) in index.patterns.iter().enumerate() {
+            let path = split_spiffe(&index.agents[p.entry].id).map_or("", |(_, path)| path);
+            index
+                .by_prefix
+                .entry(literal_prefix(path).into())
+                .or_default()
+                .push(i);
+        }
         index
     }
 
@@ -91,10 +110,29 @@ impl AgentIndex {
             return self.agents.get(i);
         }
         let (authority, path) = split_spiffe(agent_id)?;
-        self.patterns
-            .iter()
-            .find(|p| p.authority.eq_ignore_ascii_case(authority) && p.path.matches(path))
-            .and_then(|p| self.agents.get(p.entry))
+        // Every prefix of the id's path at a segment boundary: "", "/agent", "/agent/support", ...
+        let boundaries = std::iter::once(0)
+            .chain(path.match_indices('/').map(|(i, _)| i).filter(|i| *i > 0))
+            .chain(std::iter::once(path.len()));
+        let mut best: Option<usize> = None;
+        for end in boundaries {
+            let Some(list) = self.by_prefix.get(&path[..end]) else {
+                continue;
+            };
+            // Each list is in priority order: its first match is its best.
+            let found = list
+                .iter()
+                .copied()
+                .take_while(|i| best.is_none_or(|b| *i < b))
+                .find(|i| {
+                    let p = &self.patterns[*i];
+                    p.authority.eq_ignore_ascii_case(authority) && p.path.matches(path)
+                });
+            if found.is_some() {
+                best = found;
+            }
+        }
+        best.and_then(|i| self.agents.get(self.patterns[i].entry))
     }
 
     pub fn len(&self) -> usize {
@@ -159,6 +197,51 @@ mod tests {
         assert!(idx.lookup("spiffe://example.org/agent/other").is_none());
         assert!(idx.lookup("spiffe://evil.org/agent/support/bob").is_none());
         assert!(idx.lookup("not a spiffe id").is_none());
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(literal_prefix("/agent/support/*"), "/agent/support");
+        assert_eq!(literal_prefix("/agent/**"), "/agent");
+        assert_eq!(literal_prefix("/**"), "");
+        assert_eq!(literal_prefix("/a/*/b"), "/a");
+    }
+
+    #[test]
+    fn many_patterns_same_answer_as_a_scan() {
+        let mut agents: Vec<AgentPolicy> = (0..100)
+            .map(|i| policy(i, &format!("spiffe://example.org/fleet/f{i}/*")))
+            .collect();
+        agents.push(policy(100, "spiffe://example.org/fleet/**"));
+        agents.push(policy(101, "spiffe://example.org/*/f7/*"));
+        let idx = AgentIndex::new(agents);
+        assert_eq!(
+            idx.lookup("spiffe://example.org/fleet/f42/bot")
+                .unwrap()
+                .entry,
+            42
+        );
+        assert_eq!(
+            idx.lookup("spiffe://example.org/fleet/f7/bot")
+                .unwrap()
+                .entry,
+            7
+        );
+        assert_eq!(
+            idx.lookup("spiffe://example.org/fleet/f420/bot")
+                .unwrap()
+                .entry,
+            100
+        );
+        assert_eq!(
+            idx.lookup("spiffe://example.org/other/f7/bot")
+                .unwrap()
+                .entry,
+            101
+        );
+        assert_eq!(idx.lookup("spiffe://example.org/fleet").unwrap().entry, 100);
+        assert!(idx.lookup("spiffe://example.org/nothing").is_none());
+        assert!(idx.lookup("spiffe://EXAMPLE.org/fleet/f1/x").is_some());
     }
 
     #[test]
