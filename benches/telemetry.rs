@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use warden::anomaly::{AgentBehaviour, AnomalySettings, Observation};
-use warden::telemetry::metrics::Metrics;
+use warden::telemetry::metrics::{AgentMetrics, Metrics};
 
 const AGENTS: usize = 10_000;
 
@@ -42,8 +42,9 @@ fn labels(m: &Metrics, n: usize) -> Vec<Arc<str>> {
 fn per_request(c: &mut Criterion) {
     let m = Metrics::new(AGENTS).unwrap();
     let agents = labels(&m, AGENTS);
+    let upstream: Arc<str> = "inventory".into();
     for (i, a) in agents.iter().enumerate() {
-        record(&m, a, i);
+        record(&m, a, &upstream, i);
     }
     let mut g = c.benchmark_group("record step, 10k agents");
     g.throughput(Throughput::Elements(1));
@@ -54,7 +55,7 @@ fn per_request(c: &mut Criterion) {
     g.bench_function("metrics", |b| {
         b.iter(|| {
             i = (i + 1) % AGENTS;
-            record(&m, &agents[i], i);
+            record(&m, &agents[i], &upstream, i);
         })
     });
 
@@ -92,7 +93,7 @@ fn per_request(c: &mut Criterion) {
             tick += 1;
             let score =
                 behaviours[i].observe(&obs(i, Duration::from_millis(80_000 + tick / 5)), &settings);
-            record(&m, &agents[i], i);
+            record(&m, &agents[i], &upstream, i);
             black_box(score.value)
         })
     });
@@ -102,9 +103,10 @@ fn per_request(c: &mut Criterion) {
 fn scrape(c: &mut Criterion) {
     let m = Metrics::new(5_000).unwrap();
     let agents = labels(&m, 5_000);
+    let upstream: Arc<str> = "inventory".into();
     for (i, a) in agents.iter().enumerate() {
-        record(&m, a, i);
-        record(&m, a, 10);
+        record(&m, a, &upstream, i);
+        record(&m, a, &upstream, 10);
     }
     let mut g = c.benchmark_group("scrape");
     g.measurement_time(Duration::from_secs(5)).sample_size(10);

@@ -3,7 +3,7 @@
 //! state once, so the request path touches only that agent's atomics and small mutexes.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::rate::TokenBucket;
 use crate::anomaly::AgentBehaviour;
 use crate::config::schema::RateLimitSection;
+use crate::telemetry::metrics::AgentMetrics;
 
 /// Quarantine state: 0 = free, `i64::MAX` = until released, else Unix ms when it ends.
 const FREE: i64 = 0;
@@ -29,6 +30,8 @@ pub struct AgentState {
     pub last_seen_ms: AtomicI64,
     /// Its behavioural baseline and anomaly score.
     pub behaviour: AgentBehaviour,
+    /// Its metric handles, resolved on its first recorded request.
+    pub metrics: OnceLock<AgentMetrics>,
 }
 
 impl AgentState {
@@ -42,6 +45,7 @@ impl AgentState {
             denials: AtomicU64::new(0),
             last_seen_ms: AtomicI64::new(0),
             behaviour: AgentBehaviour::new(),
+            metrics: OnceLock::new(),
         }
     }
 

@@ -48,6 +48,8 @@ pub struct RequestRecord {
     /// When the upstream answered with a response head.
     pub upstream_elapsed: Option<std::time::Duration>,
     pub anomaly_score: f64,
+    /// Whether the anomaly engine scored this request (its gauge is then updated).
+    pub anomaly_updated: bool,
     pub signals: Vec<Cow<'static, str>>,
 }
 
@@ -127,9 +129,8 @@ impl RequestRecord {
             return;
         }
         let now_ms = self.rt.clock.now_unix_ms();
-        let upstream = self.upstream_name().to_string();
         let obs = Observation {
-            upstream: &upstream,
+            upstream: self.upstream_name(),
             method: self.method.as_str(),
             path: &self.path,
             status: self.status,
@@ -143,16 +144,14 @@ impl RequestRecord {
         };
         let score = agent.behaviour.observe(&obs, settings);
         self.anomaly_score = score.value;
-        self.signals = score
-            .top
-            .iter()
-            .map(|s| Cow::Borrowed(s.kind.as_str()))
-            .collect();
-        self.rt
-            .metrics
-            .anomaly_score
-            .with_label_values(&[&agent.metric_label])
-            .set(score.value);
+        self.anomaly_updated = true;
+        if !score.top.is_empty() {
+            self.signals = score
+                .top
+                .iter()
+                .map(|s| Cow::Borrowed(s.kind.as_str()))
+                .collect();
+        }
         if settings.exceeded_by(score.value) {
             match settings.action {
                 AnomalyAction::Quarantine if !agent.is_quarantined(now_ms) => {
@@ -174,28 +173,47 @@ impl RequestRecord {
     }
 }
 
-impl OnEnd for RequestRecord {
-    fn finish(mut self: Box<Self>, bytes_out: u64, _completed: bool) {
-        let elapsed = self.started.elapsed();
-        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
-        self.observe_behaviour(bytes_in, bytes_out);
+fn no_upstream() -> &'static Arc<str> {
+    static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from(""))
+}
+
+impl RequestRecord {
+    fn record_metrics(&self, elapsed: std::time::Duration, bytes_in: u64, bytes_out: u64) {
         let m: &Metrics = &self.rt.metrics;
-        let agent_label: &str = match (&self.agent, &self.agent_id) {
-            (Some(a), _) => &a.metric_label,
-            (None, Some(_)) => "__unknown__",
-            (None, None) => "",
-        };
-        let upstream = self.upstream_name();
-        m.requests
-            .with_label_values(&[
-                agent_label,
-                upstream,
-                Metrics::method_label(&self.method),
-                self.verdict.as_str(),
-                self.reason.as_str(),
-                Metrics::status_class(self.status),
-            ])
-            .inc();
+        let upstream = self
+            .upstream
+            .and_then(|u| self.snap.upstreams.get(u))
+            .map_or(no_upstream(), |u| &u.name);
+        let labels = [
+            Metrics::method_label(&self.method),
+            self.verdict.as_str(),
+            self.reason.as_str(),
+            Metrics::status_class(self.status),
+        ];
+        match &self.agent {
+            Some(a) => {
+                // Resolved once per agent: a request then touches only atomics here.
+                let am = a.metrics.get_or_init(|| m.agent_metrics(&a.metric_label));
+                am.count_request(m, upstream, labels);
+                am.bytes_in.inc_by(bytes_in);
+                am.bytes_out.inc_by(bytes_out);
+                if let Some(score) = self.anomaly_updated.then_some(self.anomaly_score) {
+                    am.anomaly_score.set(score);
+                }
+            }
+            None => {
+                let agent = if self.agent_id.is_some() {
+                    "__unknown__"
+                } else {
+                    ""
+                };
+                let [method, decision, reason, class] = labels;
+                m.requests
+                    .with_label_values(&[agent, upstream, method, decision, reason, class])
+                    .inc();
+            }
+        }
         m.request_duration
             .with_label_values(&[upstream, self.verdict.as_str()])
             .observe(elapsed.as_secs_f64());
@@ -204,14 +222,15 @@ impl OnEnd for RequestRecord {
                 .with_label_values(&[upstream])
                 .observe(d.as_secs_f64());
         }
-        if !agent_label.is_empty() {
-            m.agent_bytes
-                .with_label_values(&[agent_label, "in"])
-                .inc_by(bytes_in);
-            m.agent_bytes
-                .with_label_values(&[agent_label, "out"])
-                .inc_by(bytes_out);
-        }
+    }
+}
+
+impl OnEnd for RequestRecord {
+    fn finish(mut self: Box<Self>, bytes_out: u64, _completed: bool) {
+        let elapsed = self.started.elapsed();
+        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        self.observe_behaviour(bytes_in, bytes_out);
+        self.record_metrics(elapsed, bytes_in, bytes_out);
         if let Some(a) = &self.agent {
             a.requests.fetch_add(1, Ordering::Relaxed);
             if self.verdict != Verdict::Allow {
@@ -232,7 +251,7 @@ impl OnEnd for RequestRecord {
             agent = self.agent_id.as_deref().unwrap_or(""),
             method = %self.method,
             path = %self.path,
-            upstream,
+            upstream = self.upstream_name(),
             rule = self.rule_label().as_deref().unwrap_or(""),
             decision = self.verdict.as_str(),
             reason = self.reason.as_str(),

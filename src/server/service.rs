@@ -58,6 +58,7 @@ pub async fn handle(
         bytes_in: Arc::new(AtomicU64::new(0)),
         upstream_elapsed: None,
         anomaly_score: 0.0,
+        anomaly_updated: false,
         signals: Vec::new(),
         rt: rt.clone(),
         snap: snap.clone(),

@@ -2,11 +2,11 @@
 //! `telemetry.max_agent_series` distinct agents, new agents share the label `__other__`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashSet;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -186,6 +186,19 @@ impl Metrics {
         id
     }
 
+    /// The handles of one agent's series, resolved once so that recording a request touches
+    /// atomics instead of hashing label values.
+    pub fn agent_metrics(&self, agent: &str) -> AgentMetrics {
+        AgentMetrics {
+            agent: agent.into(),
+            bytes_in: self.agent_bytes.with_label_values(&[agent, "in"]),
+            bytes_out: self.agent_bytes.with_label_values(&[agent, "out"]),
+            anomaly_score: self.anomaly_score.with_label_values(&[agent]),
+            quarantined: self.quarantined.with_label_values(&[agent]),
+            requests: Mutex::new(Vec::new()),
+        }
+    }
+
     /// The `method` label: standard methods by name, anything else `OTHER` (bounded).
     pub fn method_label(method: &http::Method) -> &'static str {
         match *method {
@@ -219,6 +232,61 @@ impl Metrics {
     }
 }
 
+/// An agent's metric handles (see [`Metrics::agent_metrics`]).
+pub struct AgentMetrics {
+    agent: Arc<str>,
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
+    pub anomaly_score: Gauge,
+    pub quarantined: IntGauge,
+    /// `warden_requests_total` series this agent has used; few per agent, so a short scan.
+    requests: Mutex<Vec<RequestSeries>>,
+}
+
+impl std::fmt::Debug for AgentMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentMetrics")
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
+    }
+}
+
+struct RequestSeries {
+    upstream: Arc<str>,
+    labels: [&'static str; 4],
+    counter: IntCounter,
+}
+
+/// Past this many distinct series for one agent, new ones are resolved per request, uncached.
+const MAX_CACHED_SERIES: usize = 64;
+
+impl AgentMetrics {
+    /// Counts one request in `warden_requests_total`. `labels` are method, decision, reason
+    /// and status class, in that order.
+    pub fn count_request(&self, m: &Metrics, upstream: &Arc<str>, labels: [&'static str; 4]) {
+        let mut cache = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = cache
+            .iter()
+            .find(|s| s.labels == labels && s.upstream == *upstream)
+        {
+            s.counter.inc();
+            return;
+        }
+        let [method, decision, reason, class] = labels;
+        let counter =
+            m.requests
+                .with_label_values(&[&self.agent, upstream, method, decision, reason, class]);
+        counter.inc();
+        if cache.len() < MAX_CACHED_SERIES {
+            cache.push(RequestSeries {
+                upstream: upstream.clone(),
+                labels,
+                counter,
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +301,25 @@ mod tests {
         );
         assert_eq!(m.agent_label("a0").as_ref(), "a0");
         assert_eq!(m.agent_label("a9").as_ref(), OTHER_AGENT);
+    }
+
+    #[test]
+    fn cached_agent_handles_count_the_same_series() {
+        let m = Metrics::new(10).unwrap();
+        let label = m.agent_label("a");
+        let am = m.agent_metrics(&label);
+        let up: Arc<str> = "inv".into();
+        for _ in 0..3 {
+            am.count_request(&m, &up, ["GET", "allow", "ok", "2xx"]);
+        }
+        am.count_request(&m, &up, ["GET", "deny", "denied", "4xx"]);
+        am.bytes_out.inc_by(5);
+        let text = m.render();
+        assert!(text.contains(r#"warden_requests_total{agent="a",decision="allow",method="GET",reason="ok",status_class="2xx",upstream="inv"} 3"#), "{text}");
+        assert!(text.contains(
+            r#"decision="deny",method="GET",reason="denied",status_class="4xx",upstream="inv"} 1"#
+        ));
+        assert!(text.contains(r#"warden_agent_bytes_total{agent="a",direction="out"} 5"#));
     }
 
     #[test]
