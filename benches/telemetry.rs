@@ -13,29 +13,26 @@ use warden::telemetry::metrics::{AgentMetrics, Metrics};
 
 const AGENTS: usize = 10_000;
 
-/// What the record step does to the metrics for one finished request.
-fn record(m: &Metrics, agent: &str, i: usize) {
+/// What the record step does to the metrics for one finished request (the agent's handles are
+/// resolved once, as the proxy keeps them in the agent's state).
+fn record(m: &Metrics, agent: &AgentMetrics, upstream: &Arc<str>, i: usize) {
     let decision = if i % 10 == 0 { "deny" } else { "allow" };
     let reason = if i % 10 == 0 { "denied" } else { "ok" };
-    m.requests
-        .with_label_values(&[agent, "inventory", "GET", decision, reason, "2xx"])
-        .inc();
+    agent.count_request(m, upstream, ["GET", decision, reason, "2xx"]);
     m.request_duration
         .with_label_values(&["inventory", decision])
         .observe(0.0004);
     m.upstream_duration
         .with_label_values(&["inventory"])
         .observe(0.0003);
-    m.agent_bytes.with_label_values(&[agent, "in"]).inc_by(120);
-    m.agent_bytes
-        .with_label_values(&[agent, "out"])
-        .inc_by(1500);
-    m.anomaly_score.with_label_values(&[agent]).set(0.1);
+    agent.bytes_in.inc_by(120);
+    agent.bytes_out.inc_by(1500);
+    agent.anomaly_score.set(0.1);
 }
 
-fn labels(m: &Metrics, n: usize) -> Vec<Arc<str>> {
+fn labels(m: &Metrics, n: usize) -> Vec<AgentMetrics> {
     (0..n)
-        .map(|i| m.agent_label(&format!("spiffe://example.org/agent/a{i}")))
+        .map(|i| m.agent_metrics(&m.agent_label(&format!("spiffe://example.org/agent/a{i}"))))
         .collect()
 }
 
