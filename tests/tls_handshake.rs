@@ -118,3 +118,27 @@ async fn alpn_offers_h2_and_http1() {
     let tls = h1.connect().await.unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
 }
+
+#[tokio::test]
+async fn tls_1_2_and_1_3_are_both_served() {
+    let s = Standard::start().await;
+    let cert = s.agent("inventory-bot");
+    for (version, name) in [
+        (&rustls::version::TLS12, "TLSv1_2"),
+        (&rustls::version::TLS13, "TLSv1_3"),
+    ] {
+        let config = support::client::client_config_with_versions(
+            &s.pki,
+            Some(&cert),
+            &[b"http/1.1"],
+            &[version],
+        );
+        let c = AgentClient::with_config(config, s.warden.addr);
+        let tls = c.connect().await.unwrap();
+        assert_eq!(
+            format!("{:?}", tls.get_ref().1.protocol_version().unwrap()),
+            name
+        );
+        assert_eq!(c.get("/inventory/items").await.status, 200);
+    }
+}

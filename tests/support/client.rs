@@ -59,8 +59,19 @@ fn roots(pki: &TestPki) -> RootCertStore {
 }
 
 pub fn client_config(pki: &TestPki, cert: Option<&AgentCert>, alpn: &[&[u8]]) -> ClientConfig {
+    client_config_with_versions(pki, cert, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// A client config restricted to `versions` (to prove TLS 1.2 and 1.3 are each served).
+pub fn client_config_with_versions(
+    pki: &TestPki,
+    cert: Option<&AgentCert>,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> ClientConfig {
     super::init_crypto();
-    let builder = ClientConfig::builder().with_root_certificates(roots(pki));
+    let builder =
+        ClientConfig::builder_with_protocol_versions(versions).with_root_certificates(roots(pki));
     let mut config = match cert {
         Some(c) => {
             let certs = vec![CertificateDer::from(c.issued.cert_der.clone())];
