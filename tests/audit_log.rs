@@ -38,15 +38,7 @@ async fn five_thousand_requests_from_fifty_clients_make_five_thousand_records() 
     for t in tasks {
         t.await.unwrap();
     }
-    s.warden
-        .running
-        .runtime
-        .audit
-        .as_ref()
-        .unwrap()
-        .flush()
-        .await
-        .unwrap();
+    s.warden.flush_audit().await;
     let report = verify(&log).expect("chain intact");
     let text = std::fs::read_to_string(&log).unwrap();
     let requests: Vec<serde_json::Value> = text
@@ -90,15 +82,7 @@ async fn a_refused_handshake_is_a_connection_record() {
     );
     // The handshake record is written by the connection task; give it a moment to land.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    s.warden
-        .running
-        .runtime
-        .audit
-        .as_ref()
-        .unwrap()
-        .flush()
-        .await
-        .unwrap();
+    s.warden.flush_audit().await;
     verify(&log).expect("chain intact");
     let records: Vec<serde_json::Value> = std::fs::read_to_string(&log)
         .unwrap()

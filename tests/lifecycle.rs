@@ -5,9 +5,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use support::client::AgentClient;
 use support::fixture::{dead_addr, standard_policy};
 use support::pki::TestPki;
@@ -89,14 +87,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let path = write_config(&pki, "warden.yaml", &open);
     let mut w = WardenProcess::spawn(&path);
     let c = AgentClient::new(&pki, &pki.agent("inventory-bot"), w.addr);
-    let resp = c
-        .send_streaming(
-            Request::get("/inventory/sse")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = c.get_streaming("/inventory/sse").await;
     assert_eq!(resp.status(), 200);
     w.signal("TERM");
     let body = resp

@@ -208,15 +208,7 @@ async fn a_rogue_agent_is_quarantined_live_and_explained() {
         )),
         "{m}"
     );
-    s.warden
-        .running
-        .runtime
-        .audit
-        .as_ref()
-        .unwrap()
-        .flush()
-        .await
-        .unwrap();
+    s.warden.flush_audit().await;
     let text = std::fs::read_to_string(&log).unwrap();
     let flagged = text
         .lines()

@@ -5,9 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use support::fixture::{dead_addr, standard_policy, Standard};
 use support::warden::config_yaml;
 
@@ -57,14 +55,7 @@ async fn reload_swaps_policy_and_a_broken_reload_keeps_it() {
 async fn in_flight_requests_finish_on_their_config() {
     let s = Standard::start().await;
     let c = s.client("inventory-bot");
-    let resp = c
-        .send_streaming(
-            Request::get("/inventory/sse")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = c.get_streaming("/inventory/sse").await;
     assert_eq!(resp.status(), 200);
     std::fs::write(&s.warden.config_path, policy_without_inventory_reads(&s)).unwrap();
     s.warden.reload().expect("reload");

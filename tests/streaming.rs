@@ -5,9 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use support::client::raw_status;
 use support::fixture::Standard;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,14 +15,7 @@ async fn first_sse_event_arrives_while_the_upstream_is_still_sending() {
     let s = Standard::start().await;
     let c = s.client("inventory-bot");
     let started = Instant::now();
-    let resp = c
-        .send_streaming(
-            Request::get("/inventory/sse")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = c.get_streaming("/inventory/sse").await;
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     let first = loop {

@@ -9,15 +9,6 @@ use support::fixture::Standard;
 use support::pki::{agent_id, TestPki};
 use warden::certs::pki::LeafOptions;
 
-fn handshakes(metrics: &str, reason: &str) -> u64 {
-    let key = format!(r#"warden_tls_handshakes_total{{reason="{reason}",result="error"}} "#);
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn refused_handshakes_are_refused_and_counted() {
     let s = Standard::start().await;
@@ -94,7 +85,10 @@ async fn refused_handshakes_are_refused_and_counted() {
         "bad_eku",
         "revoked",
     ] {
-        assert!(handshakes(&m, reason) >= 1, "{reason} not counted:\n{m}");
+        assert!(
+            support::keepalive::refused_handshakes(&m, reason) >= 1,
+            "{reason} not counted:\n{m}"
+        );
     }
     // A fresh certificate for the same agent still works.
     let fresh = AgentClient::new(&s.pki, &s.pki.agent("inventory-bot"), addr);

@@ -201,6 +201,12 @@ impl AgentClient {
         }
     }
 
+    /// `GET path` on a new connection, the response body left to stream.
+    pub async fn get_streaming(&self, path: &str) -> http::Response<Incoming> {
+        let req = Request::get(path).body(Full::new(Bytes::new())).unwrap();
+        self.send_streaming(req).await.expect("response head")
+    }
+
     /// A keep-alive HTTP/1.1 connection for many requests.
     pub async fn session(&self) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
         let tls = self.connect().await.expect("connect");

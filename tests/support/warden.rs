@@ -49,6 +49,17 @@ impl TestWarden {
         self.running.runtime.metrics.render()
     }
 
+    /// Writes and syncs every audit record queued so far.
+    pub async fn flush_audit(&self) {
+        let audit = self
+            .running
+            .runtime
+            .audit
+            .as_ref()
+            .expect("an audit log is configured");
+        audit.flush().await.expect("audit flush");
+    }
+
     /// Reloads from the config file as SIGHUP would.
     pub fn reload(&self) -> Result<u64, Vec<warden::config::load::ConfigError>> {
         self.running.runtime.config.reload()
