@@ -4,7 +4,6 @@
 
 use std::hint::black_box;
 use std::net::IpAddr;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use http::{HeaderMap, HeaderValue, Method, Uri, Version};
@@ -223,16 +222,9 @@ fn normalize(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::criterion();
     targets = decision, normalize
 }
 criterion_main!(benches);

@@ -41,6 +41,12 @@ impl Clock {
     }
 }
 
+/// `unix_ms` as a UTC date-time (for timestamps in records and the admin API).
+pub fn utc_datetime(unix_ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
 /// The UTC calendar facts that ABAC conditions read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UtcMoment {

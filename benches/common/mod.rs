@@ -230,3 +230,11 @@ fn push_role(y: &mut String, spec: &Spec, r: usize) {
         ups[0], ups[0]
     );
 }
+
+/// Short, steady measurements: the whole bench stays well under a minute on 2 cores.
+pub fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .sample_size(30)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+}

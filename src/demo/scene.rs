@@ -134,12 +134,18 @@ async fn rogue(env: &Env) -> Result<(), String> {
         }
     }
     if let Some(admin) = env.admin_addr {
-        let (_, agents) = admin_get(admin, "/agents/spiffe://example.org/agent/rogue-bot").await;
+        let (_, agents) = crate::admin::call(
+            admin,
+            "GET",
+            "/agents/spiffe://example.org/agent/rogue-bot",
+            None,
+        )
+        .await;
         println!(
             "  GET /agents/spiffe://example.org/agent/rogue-bot\n    {}",
             agents.trim()
         );
-        let (_, metrics) = admin_get(admin, "/metrics").await;
+        let (_, metrics) = crate::admin::call(admin, "GET", "/metrics", None).await;
         println!("  /metrics excerpt:");
         for line in metrics.lines().filter(|l| {
             (l.starts_with("warden_requests_total{")
@@ -152,31 +158,6 @@ async fn rogue(env: &Env) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// A plain HTTP/1.1 GET on the admin listener.
-pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
-        return (0, String::new());
-    };
-    let req = format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n");
-    if tcp.write_all(req.as_bytes()).await.is_err() {
-        return (0, String::new());
-    }
-    let mut out = Vec::new();
-    let _ = tcp.read_to_end(&mut out).await;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// The commands to try by hand, exactly as they work against the running demo.

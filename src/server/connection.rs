@@ -240,10 +240,7 @@ fn handshake_failed(rt: &Runtime, peer: SocketAddr, reason: &'static str) {
         .inc();
     tracing::info!(%peer, reason, "TLS handshake refused");
     if let Some(audit) = &rt.audit {
-        let ts = time::OffsetDateTime::from_unix_timestamp_nanos(
-            i128::from(rt.clock.now_unix_ms()) * 1_000_000,
-        )
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let ts = crate::clock::utc_datetime(rt.clock.now_unix_ms());
         let rec = AuditRecord::connection(ts, rt.ids.next(), peer.ip(), format!("tls_{reason}"));
         if let Err(TryRecordError::Full(rec)) = audit.try_record(rec) {
             let audit = audit.clone();

@@ -78,8 +78,7 @@ impl RequestRecord {
     ) -> AuditRecord {
         let now_ms = self.rt.clock.now_unix_ms();
         AuditRecord {
-            ts: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            ts: crate::clock::utc_datetime(now_ms),
             kind: RecordKind::Request,
             request_id: self.request_id.clone(),
             agent: self.agent_id.clone(),

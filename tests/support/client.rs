@@ -29,6 +29,23 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a whole response.
+    pub async fn read(resp: http::Response<Incoming>) -> Result<Reply, String> {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -142,20 +159,7 @@ impl AgentClient {
 
     /// Sends one request on a new connection and reads the whole response.
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Reply, String> {
-        let resp = self.send_streaming(req).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
+        Reply::read(self.send_streaming(req).await?).await
     }
 
     /// Sends one request on a new connection and returns the response with its body unread.
