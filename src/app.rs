@@ -17,6 +17,7 @@ use crate::config::reload::{spawn_reloaders, ConfigHandle};
 use crate::server::Runtime;
 use crate::telemetry::audit::{AuditLog, AuditOptions, AuditTarget};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::readiness;
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -46,11 +47,16 @@ pub struct Running {
     pub runtime: Arc<Runtime>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The admin listener outlives the drain, so `/readyz` can say 503 while it lasts.
+    admin_stop: watch::Sender<bool>,
+    admin_task: Option<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting, drains in-flight requests (up to [`DRAIN_TIMEOUT`]) and returns.
+    /// Reports not ready, stops accepting, drains in-flight requests (up to [`DRAIN_TIMEOUT`]),
+    /// flushes the audit log, then closes the admin listener and returns.
     pub async fn shutdown(self) {
+        self.runtime.readiness.hold(readiness::DRAINING);
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
@@ -59,6 +65,10 @@ impl Running {
             if let Err(e) = audit.flush().await {
                 tracing::error!("audit log flush: {e}");
             }
+        }
+        let _ = self.admin_stop.send(true);
+        if let Some(admin) = self.admin_task {
+            let _ = admin.await;
         }
     }
 }
@@ -108,15 +118,17 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
     let shutdown_rx_gauges = shutdown_rx.clone();
     let mut tasks = Vec::new();
     let mut admin_addr = None;
+    let (admin_stop, admin_stop_rx) = watch::channel(false);
+    let mut admin_task = None;
     if let Some(addr) = snap.admin_listen {
         let l = TcpListener::bind(addr)
             .await
             .map_err(|source| AppError::Bind { addr, source })?;
         admin_addr = l.local_addr().ok();
-        tasks.push(tokio::spawn(crate::admin::run(
+        admin_task = Some(tokio::spawn(crate::admin::run(
             runtime.clone(),
             l,
-            shutdown_rx.clone(),
+            admin_stop_rx,
         )));
     }
     tasks.push(tokio::spawn(crate::server::listener::run(
@@ -137,6 +149,8 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
             }
         }
     }));
+    // Config, TLS and the audit writer are up and both listeners bound.
+    runtime.readiness.release(readiness::STARTING);
     tracing::info!(%agent_addr, admin = ?admin_addr, mode = ?snap.mode, "warden serving");
     Ok(Running {
         agent_addr,
@@ -144,6 +158,8 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
         runtime,
         shutdown,
         tasks,
+        admin_stop,
+        admin_task,
     })
 }
 

@@ -122,7 +122,7 @@ fn parse_request(req: &ExplainRequest) -> Result<(Method, Uri, HeaderMap), BadIn
 }
 
 /// Explains `req` against `snap`.
-pub fn explain(snap: &Snapshot, req: &ExplainRequest) -> Result<Explanation, BadInput> {
+pub async fn explain(snap: &Snapshot, req: &ExplainRequest) -> Result<Explanation, BadInput> {
     let (method, uri, headers) = parse_request(req)?;
     let mut ex = Explanation {
         reason: Reason::Ok,
@@ -160,18 +160,24 @@ pub fn explain(snap: &Snapshot, req: &ExplainRequest) -> Result<Explanation, Bad
     if agent.require_token {
         let result = match (&snap.token, req.cert_thumbprint) {
             (None, _) => Err(TokenError::Invalid("no token issuers configured".into())),
-            (Some(v), Some(tp)) => v.verify(
-                headers.get(http::header::AUTHORIZATION),
-                &req.agent,
-                &tp,
-                req.unix_ms / 1000,
-            ),
-            (Some(v), None) => match v.verify(
-                headers.get(http::header::AUTHORIZATION),
-                &req.agent,
-                &[0; 32],
-                req.unix_ms / 1000,
-            ) {
+            (Some(v), Some(tp)) => {
+                v.verify(
+                    headers.get(http::header::AUTHORIZATION),
+                    &req.agent,
+                    &tp,
+                    req.unix_ms / 1000,
+                )
+                .await
+            }
+            (Some(v), None) => match v
+                .verify(
+                    headers.get(http::header::AUTHORIZATION),
+                    &req.agent,
+                    &[0; 32],
+                    req.unix_ms / 1000,
+                )
+                .await
+            {
                 Err(TokenError::NotBound) => {
                     notes.push(
                         "token valid; its certificate binding is not checked without --cert".into(),

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use warden::config::peek::Peek;
 use warden::config::reload::build_snapshot;
 use warden::config::validate::{load_and_validate, summary};
 use warden::explain::{explain, ExplainRequest};
+use warden::telemetry::logging::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +34,24 @@ enum Command {
         /// Reload only on SIGHUP or `POST /reload`, not when a watched file changes.
         #[arg(long)]
         no_watch: bool,
+        /// `text` or `json` (one object a line on stderr); overrides `telemetry.log_format`.
+        #[arg(long)]
+        log_format: Option<LogFormat>,
+    },
+    /// Probe a running warden's admin listener: exit 0 when it answers 200, else 1. For a
+    /// container's HEALTHCHECK (no curl needed).
+    Healthcheck {
+        /// The admin listener; default: `admin.listen` of --config (0.0.0.0 probed on
+        /// 127.0.0.1), else 127.0.0.1:9901.
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// `/readyz` (ready for traffic) or `/healthz` (alive).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        timeout: Duration,
     },
     /// Validate a config without serving.
     Check {
@@ -178,26 +198,19 @@ fn report<T>(result: Result<T, warden::certs::CertsError>) -> ExitCode {
     }
 }
 
-/// Logs to stderr; `WARDEN_LOG` overrides `default` (the demo tells its own story, so it logs
-/// warnings only).
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colours only for a person at a terminal; logs collected by a program stay plain.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
-        Command::Serve { config, no_watch } => {
-            init_logging("warden=info");
+        Command::Serve {
+            config,
+            no_watch,
+            log_format,
+        } => {
+            let format = log_format
+                .or_else(|| Peek::read(&config).log_format())
+                .unwrap_or_default();
+            logging::init(format, "warden=info");
             run_async(async move {
                 match warden::app::serve(&config, !no_watch).await {
                     Ok(()) => ExitCode::SUCCESS,
@@ -227,8 +240,15 @@ fn main() -> ExitCode {
             let code = warden::telemetry::audit::verify_command(&file, &mut std::io::stdout());
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
+        Command::Healthcheck {
+            addr,
+            config,
+            path,
+            timeout,
+        } => healthcheck(addr, config, &path, timeout),
         Command::Demo { once, config, dir } => {
-            init_logging("warden=warn");
+            // The demo tells its own story, so it logs warnings only.
+            logging::init(LogFormat::Text, "warden=warn");
             run_async(async move {
                 match warden::demo::run(&config, &dir, once).await {
                     Ok(()) => ExitCode::SUCCESS,
@@ -376,18 +396,46 @@ fn cmd_explain(
         unix_ms,
         cert_thumbprint,
     };
-    match explain(&snap, &req) {
-        Ok(ex) => {
-            print!("{}", ex.render());
-            if ex.allowed() {
+    run_async(async move {
+        match explain(&snap, &req).await {
+            Ok(ex) => {
+                print!("{}", ex.render());
+                if ex.allowed() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("warden: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+fn healthcheck(
+    addr: Option<std::net::SocketAddr>,
+    config: Option<PathBuf>,
+    path: &str,
+    timeout: Duration,
+) -> ExitCode {
+    use warden::admin::probes;
+    let from_config = || {
+        let listen = Peek::read(config.as_ref()?).admin_listen()?.parse().ok()?;
+        Some(probes::probe_address(listen))
+    };
+    let addr = addr.or_else(from_config).unwrap_or(probes::DEFAULT_ADMIN);
+    run_async(async move {
+        match probes::healthcheck(addr, path, timeout).await {
+            Ok(body) => {
+                print!("{body}");
                 ExitCode::SUCCESS
-            } else {
+            }
+            Err(e) => {
+                eprintln!("warden healthcheck: {e}");
                 ExitCode::from(1)
             }
         }
-        Err(e) => {
-            eprintln!("warden: {e}");
-            ExitCode::from(2)
-        }
-    }
+    })
 }

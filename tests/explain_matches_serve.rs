@@ -129,7 +129,7 @@ async fn explain_returns_what_serve_returns() {
             unix_ms: warden::clock::Clock::system().now_unix_ms(),
             cert_thumbprint: None,
         };
-        let ex = explain(&snap, &req).expect("explainable");
+        let ex = explain(&snap, &req).await.expect("explainable");
         assert_eq!(
             ex.reason.as_str(),
             served_reason,

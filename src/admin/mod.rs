@@ -1,6 +1,8 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/agents`, `/agents/{id}`,
-//! `POST|DELETE /agents/{id}/quarantine`, `POST /reload`. It never shares a port with agents; on a
-//! non-loopback address every call needs `admin.token_file`'s bearer token.
+//! `POST|DELETE /agents/{id}/quarantine`, `POST /reload`. It never shares a port with agents; with
+//! `admin.token_file` every call but the two probes ([`probes`]) needs its bearer token.
+
+pub mod probes;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,9 +21,13 @@ use crate::admit::registry::INDEFINITE;
 use crate::admit::AgentState;
 use crate::server::Runtime;
 
-type AdminResp = Response<Full<Bytes>>;
+pub(crate) type AdminResp = Response<Full<Bytes>>;
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> AdminResp {
+pub(crate) fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> AdminResp {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -77,6 +83,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Dispatches one admin request.
 pub async fn route(rt: &Arc<Runtime>, req: Request<Incoming>) -> AdminResp {
+    if let Some(probe) = probes::answer(rt, req.method(), req.uri().path()) {
+        return probe;
+    }
     if !authorised(rt, &req) {
         let mut r = json_resp(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
         r.headers_mut().insert(
@@ -92,9 +101,6 @@ pub async fn route(rt: &Arc<Runtime>, req: Request<Incoming>) -> AdminResp {
             "text/plain; version=0.0.4",
             rt.metrics.render(),
         ),
-        (Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n"),
-        // The runtime exists only once config and TLS are loaded.
-        (Method::GET, "/readyz") => respond(StatusCode::OK, "text/plain", "ready\n"),
         (Method::GET, "/agents") => {
             let mut list: Vec<_> = rt.agents.all().iter().map(|a| agent_json(rt, a)).collect();
             list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));

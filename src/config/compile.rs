@@ -7,15 +7,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::files::{named_files, ConfigFiles};
 use super::load::{ConfigError, LoadedConfig};
 use super::schema::Mode;
+use super::schema::{IssuerSection, TokenSection};
 use crate::anomaly::AnomalySettings;
 use crate::authz::rules::{CompiledRole, RuleSet, UpstreamSet};
 use crate::forward::headers::StripList;
 use crate::forward::upstream::Upstream;
 use crate::identity::index::{AgentIndex, AgentPolicy};
-use crate::identity::token::TokenVerifier;
+use crate::identity::token::{
+    IssuerSettings, KeySource, TokenSettings, TokenVerifier, DEFAULT_JWKS_REFRESH, DEFAULT_LEEWAY,
+};
 use crate::route::table::RouteTable;
+use crate::telemetry::logging::LogFormat;
 use crate::tls::TlsState;
 
 /// Connection and request limits, defaults filled in.
@@ -48,6 +53,7 @@ pub struct TelemetrySettings {
     pub audit_log: Option<String>,
     pub audit_max_bytes: Option<u64>,
     pub max_agent_series: usize,
+    pub log_format: LogFormat,
 }
 
 /// Everything the request path reads, immutable once built; a reload builds a new one.
@@ -72,8 +78,8 @@ pub struct Snapshot {
     pub telemetry: TelemetrySettings,
     pub anomaly: AnomalySettings,
     pub tls: Arc<TlsState>,
-    /// The certificate, key, CA and CRL files: a change of any of them reloads.
-    pub tls_files: Vec<PathBuf>,
+    /// Every file the config names: a change of any of them reloads.
+    pub files: ConfigFiles,
 }
 
 impl Snapshot {
@@ -189,7 +195,10 @@ pub fn compile(
 
     let token = match f.identity.as_ref().and_then(|i| i.token.as_ref()) {
         None => None,
-        Some(t) => match TokenVerifier::from_config(t, &cfg.base_dir()) {
+        Some(t) => match token_settings(t).and_then(|settings| {
+            let previous = previous.and_then(|p| p.token.as_deref());
+            TokenVerifier::new(&settings, &cfg.base_dir(), previous)
+        }) {
             Ok(v) => Some(Arc::new(v)),
             Err(e) => {
                 errors.push(cfg.error_at("identity.token", e));
@@ -282,17 +291,47 @@ pub fn compile(
             audit_log: f.telemetry.audit_log.clone(),
             audit_max_bytes: f.telemetry.audit_max_bytes.map(|b| b.0),
             max_agent_series: f.telemetry.max_agent_series.unwrap_or(5000),
+            log_format: f.telemetry.log_format.unwrap_or_default(),
         },
         anomaly: AnomalySettings::from_config(&f.anomaly),
         tls,
-        tls_files: f
-            .tls
-            .as_ref()
-            .map(|t| {
-                let mut v = vec![t.cert.clone(), t.key.clone(), t.client_ca.clone()];
-                v.extend(t.crl.iter().cloned());
-                v
-            })
-            .unwrap_or_default(),
+        files: named_files(f, &cfg.base_dir()),
     })
+}
+
+fn token_settings(t: &TokenSection) -> Result<TokenSettings, String> {
+    let issuers = t
+        .issuers
+        .iter()
+        .enumerate()
+        .map(|(i, issuer)| {
+            key_source(issuer)
+                .map(|keys| IssuerSettings {
+                    name: issuer.name.clone(),
+                    keys,
+                })
+                .map_err(|e| format!("identity.token.issuers[{i}]: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(TokenSettings {
+        audience: t.audience.clone(),
+        issuers,
+        leeway: t.leeway.map_or(DEFAULT_LEEWAY, |d| d.0),
+        forward: t.forward,
+        required: t.required,
+    })
+}
+
+fn key_source(issuer: &IssuerSection) -> Result<KeySource, String> {
+    match (&issuer.keys, &issuer.jwks, &issuer.jwks_url) {
+        (Some(pem), None, None) => Ok(KeySource::Pem(pem.clone())),
+        (None, Some(file), None) => Ok(KeySource::JwksFile(file.clone())),
+        (None, None, Some(url)) => Ok(KeySource::JwksUrl {
+            url: url.clone(),
+            ca: issuer.jwks_ca.clone(),
+            refresh: issuer.jwks_refresh.map_or(DEFAULT_JWKS_REFRESH, |d| d.0),
+        }),
+        (None, None, None) => Err("needs keys, jwks or jwks_url".into()),
+        _ => Err("give one of keys, jwks and jwks_url".into()),
+    }
 }

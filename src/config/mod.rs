@@ -2,7 +2,9 @@
 //! positions from `load`) -> compiled into an immutable [`Snapshot`](compile::Snapshot).
 
 pub mod compile;
+pub mod files;
 pub mod load;
+pub mod peek;
 pub mod reload;
 pub mod schema;
 pub mod suggest;

@@ -1,12 +1,13 @@
-//! The live config: an `ArcSwap` of the compiled snapshot. A reload (SIGHUP, a change of the file
-//! or of a TLS file it names, `POST /reload`) validates and compiles a complete new snapshot off
-//! the request path and swaps it in; a failed reload keeps the running snapshot. Requests hold the
-//! `Arc` they started with, so in-flight requests finish on their own config.
+//! The live config: an `ArcSwap` of the compiled snapshot. A reload (SIGHUP, `POST /reload`, a
+//! change of the file or of any file it names — see [`watcher`]) validates and compiles a complete
+//! new snapshot off the request path and swaps it in; a failed reload keeps the running snapshot.
+//! Requests hold the `Arc` they started with, so in-flight requests finish on their own config.
+
+mod watcher;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 use super::compile::{compile, Snapshot};
 use super::load::ConfigError;
 use super::validate::load_and_validate;
+use crate::telemetry::cert_expiry;
 use crate::telemetry::metrics::Metrics;
 
 pub struct ConfigHandle {
@@ -48,6 +50,7 @@ impl ConfigHandle {
     pub fn load(path: &Path, metrics: Arc<Metrics>) -> Result<Self, Vec<ConfigError>> {
         let snap = build_snapshot(path, None, 1)?;
         metrics.set_max_agent_series(snap.telemetry.max_agent_series);
+        metrics.set_certificate_expiry(&cert_expiry::read(&snap.files.expiry));
         let (changed, _) = watch::channel(1);
         Ok(ConfigHandle {
             current: ArcSwap::from_pointee(snap),
@@ -84,8 +87,13 @@ impl ConfigHandle {
                 if snap.listen != previous.listen || snap.admin_listen != previous.admin_listen {
                     tracing::warn!("listen addresses changed: they take effect on restart");
                 }
+                if snap.telemetry.log_format != previous.telemetry.log_format {
+                    tracing::warn!("telemetry.log_format changed: it takes effect on restart");
+                }
                 self.metrics
                     .set_max_agent_series(snap.telemetry.max_agent_series);
+                self.metrics
+                    .set_certificate_expiry(&cert_expiry::read(&snap.files.expiry));
                 self.generation.store(generation, Ordering::Relaxed);
                 self.current.store(Arc::new(snap));
                 self.metrics.config_reloads.with_label_values(&["ok"]).inc();
@@ -106,11 +114,11 @@ impl ConfigHandle {
         }
     }
 
-    /// Files whose change triggers a reload: the config and the TLS files it names.
+    /// Files whose change triggers a reload: the config and every file it names.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let snap = self.snapshot();
         let mut files = vec![self.path.clone()];
-        files.extend(snap.tls_files.iter().cloned());
+        files.extend(snap.files.watched.iter().cloned());
         files
     }
 }
@@ -135,62 +143,6 @@ pub fn spawn_reloaders(handle: Arc<ConfigHandle>, watch_files: bool) {
         });
     }
     if watch_files {
-        spawn_file_watcher(handle);
+        watcher::spawn(handle);
     }
-}
-
-fn spawn_file_watcher(handle: Arc<ConfigHandle>) {
-    use notify::{RecursiveMode, Watcher};
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let files: Vec<PathBuf> = handle
-        .watched_files()
-        .into_iter()
-        .map(|p| std::path::absolute(&p).unwrap_or(p))
-        .collect();
-    let names = files.clone();
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res {
-            let relevant = ev.paths.iter().any(|p| {
-                names
-                    .iter()
-                    .any(|f| f == p || (f.file_name().is_some() && f.file_name() == p.file_name()))
-            });
-            if relevant && !matches!(ev.kind, notify::EventKind::Access(_)) {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let mut watcher = match watcher {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!("file watching unavailable ({e}); reload with SIGHUP or POST /reload");
-            return;
-        }
-    };
-    let mut dirs: Vec<PathBuf> = files
-        .iter()
-        .filter_map(|f| f.parent().map(Path::to_path_buf))
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    for d in &dirs {
-        if let Err(e) = watcher.watch(d, RecursiveMode::NonRecursive) {
-            tracing::warn!("cannot watch {}: {e}", d.display());
-        }
-    }
-    tokio::spawn(async move {
-        let _keep = watcher;
-        while rx.recv().await.is_some() {
-            // Debounce: an editor's save is several events; reload once they settle.
-            loop {
-                match tokio::time::timeout(Duration::from_millis(150), rx.recv()).await {
-                    Ok(Some(())) => continue,
-                    Ok(None) => return,
-                    Err(_) => break,
-                }
-            }
-            let h = handle.clone();
-            let _ = tokio::task::spawn_blocking(move || h.reload()).await;
-        }
-    });
 }

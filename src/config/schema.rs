@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::units::{ByteSize, Dur};
+pub use crate::telemetry::logging::LogFormat;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +90,15 @@ pub struct IssuerSection {
     pub keys: Option<PathBuf>,
     #[serde(default)]
     pub jwks: Option<PathBuf>,
+    /// An https:// URL of the issuer's JWKS, fetched, cached and refreshed.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// CAs that verify `jwks_url`; absent: the system's trusted roots.
+    #[serde(default)]
+    pub jwks_ca: Option<PathBuf>,
+    /// How often `jwks_url` is fetched in the background (default 5m).
+    #[serde(default)]
+    pub jwks_refresh: Option<Dur>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
@@ -218,6 +228,9 @@ pub struct TelemetrySection {
     pub audit_max_bytes: Option<ByteSize>,
     #[serde(default)]
     pub max_agent_series: Option<usize>,
+    /// `text` or `json` (one object a line on stderr); `serve --log-format` overrides it.
+    #[serde(default)]
+    pub log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]

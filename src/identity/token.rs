@@ -1,25 +1,29 @@
 //! The second factor: a JWT bound to the client certificate (RFC 8705).
 //!
-//! Only asymmetric algorithms are accepted (ES256 with P-256 keys, EdDSA with Ed25519 keys), so a
-//! public key can never be abused as an HMAC secret, and `none` is not an algorithm at all. Keys
-//! are read and checked once, when the config is loaded; a request costs one header parse and one
-//! signature check per key that could have signed it (normally one). Time comes from the caller.
+//! Only asymmetric algorithms are accepted (RS256/384/512 and PS256/384/512 with RSA keys of
+//! 2048 bits or more, ES256 with P-256, ES384 with P-384, EdDSA with Ed25519), each key only for
+//! the algorithms its type allows, so a public key can never be abused as an HMAC secret and
+//! `none` is not an algorithm at all. An issuer's keys come from a PEM file, a JWKS file (both
+//! read when the config is loaded; a change of either reloads it) or a `jwks_url` (see [`jwks`]).
+//!
+//! A request costs one header and payload parse and one signature check per key of the named
+//! issuer that could have made it (normally one, chosen by `kid`). Time comes from the caller.
+//! Tokens and `Authorization` values are never logged.
 
-use std::collections::HashSet;
-use std::path::Path;
+pub mod claims;
+pub mod jwks;
+pub mod keys;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, Validation};
 use thiserror::Error;
-use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_SIG_ED25519};
-use x509_parser::prelude::FromDer;
-use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::config::schema::{IssuerSection, TokenSection};
-use crate::identity::agent_id::normalize_spiffe_id;
+use claims::{bearer_token, invalid, Unverified};
+use jwks::RemoteJwks;
+use keys::{keys_from_jwks, keys_from_pem, VerifyKey, ALGORITHMS};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TokenError {
@@ -32,17 +36,47 @@ pub enum TokenError {
 }
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat` unless the config says otherwise.
-pub const DEFAULT_LEEWAY_SECS: u64 = 30;
-/// Tokens longer than this are refused before any parsing.
-const MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// How often a `jwks_url` is fetched in the background unless the config says otherwise.
+pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
 
-/// One public key of one issuer.
-struct VerifyKey {
-    /// Index into `TokenVerifier::issuers`.
-    issuer: usize,
-    alg: Algorithm,
-    kid: Option<String>,
-    key: DecodingKey,
+/// `identity.token`, as the verifier needs it.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub audience: String,
+    pub issuers: Vec<IssuerSettings>,
+    pub leeway: Duration,
+    pub forward: bool,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerSettings {
+    /// The `iss` its tokens carry.
+    pub name: String,
+    pub keys: KeySource,
+}
+
+/// Where an issuer's keys come from; relative paths are read against the verifier's base dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Pem(PathBuf),
+    JwksFile(PathBuf),
+    JwksUrl {
+        url: String,
+        ca: Option<PathBuf>,
+        refresh: Duration,
+    },
+}
+
+enum IssuerKeys {
+    Fixed(Vec<VerifyKey>),
+    Remote(Arc<RemoteJwks>),
+}
+
+struct Issuer {
+    name: String,
+    keys: IssuerKeys,
 }
 
 /// Verifies certificate-bound tokens against the configured issuers' keys.
@@ -50,101 +84,80 @@ pub struct TokenVerifier {
     pub forward: bool,
     pub required: bool,
     audience: String,
-    issuers: Vec<String>,
-    keys: Vec<VerifyKey>,
+    issuers: Vec<Issuer>,
     leeway: i64,
-    es256: Validation,
-    eddsa: Validation,
+    /// One signature-only validation per accepted algorithm.
+    validations: Vec<(Algorithm, Validation)>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let issuers: Vec<&str> = self.issuers.iter().map(|i| i.name.as_str()).collect();
         f.debug_struct("TokenVerifier")
             .field("audience", &self.audience)
-            .field("issuers", &self.issuers)
-            .field("keys", &self.keys.len())
+            .field("issuers", &issuers)
             .field("leeway", &self.leeway)
             .finish_non_exhaustive()
     }
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    iss: Option<String>,
-    sub: Option<String>,
-    aud: Option<Audience>,
-    exp: Option<f64>,
-    nbf: Option<f64>,
-    iat: Option<f64>,
-    cnf: Option<Confirmation>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Audience {
-    fn contains(&self, audience: &str) -> bool {
-        match self {
-            Audience::One(a) => a == audience,
-            Audience::Many(list) => list.iter().any(|a| a == audience),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct Confirmation {
-    #[serde(rename = "x5t#S256")]
-    x5t_s256: Option<String>,
-}
-
-fn invalid(reason: &str) -> TokenError {
-    TokenError::Invalid(reason.to_owned())
-}
-
 impl TokenVerifier {
-    /// Loads the issuers' keys (relative paths against `base_dir`).
-    pub fn from_config(section: &TokenSection, base_dir: &Path) -> Result<Self, String> {
-        if section.audience.is_empty() {
+    /// Loads the issuers' key files (relative paths against `base_dir`) and prepares their
+    /// remote sets; no network. `previous` (the running config's verifier) lends each unchanged
+    /// `jwks_url` its cache and background refresh.
+    pub fn new(
+        settings: &TokenSettings,
+        base_dir: &Path,
+        previous: Option<&TokenVerifier>,
+    ) -> Result<Self, String> {
+        if settings.audience.is_empty() {
             return Err("identity.token.audience: must not be empty".into());
         }
-        if section.issuers.is_empty() {
+        if settings.issuers.is_empty() {
             return Err("identity.token.issuers: at least one issuer is required".into());
         }
-        let mut issuers = Vec::new();
-        let mut keys = Vec::new();
-        for (index, issuer) in section.issuers.iter().enumerate() {
+        let mut issuers: Vec<Issuer> = Vec::with_capacity(settings.issuers.len());
+        for (index, issuer) in settings.issuers.iter().enumerate() {
             let at = format!("identity.token.issuers[{index}]");
             if issuer.name.is_empty() {
                 return Err(format!("{at}.name: must not be empty"));
             }
-            if issuers.contains(&issuer.name) {
+            if issuers.iter().any(|i| i.name == issuer.name) {
                 return Err(format!("{at}.name: `{}` is listed twice", issuer.name));
             }
-            keys.extend(load_issuer_keys(issuer, index, &at, base_dir)?);
-            issuers.push(issuer.name.clone());
+            let previous = previous.and_then(|p| p.remote(&issuer.name));
+            let keys = load_keys(issuer, base_dir, previous).map_err(|e| format!("{at}.{e}"))?;
+            issuers.push(Issuer {
+                name: issuer.name.clone(),
+                keys,
+            });
         }
-        let leeway = section
-            .leeway
-            .map_or(DEFAULT_LEEWAY_SECS, |d| d.0.as_secs());
         Ok(TokenVerifier {
-            forward: section.forward,
-            required: section.required,
-            audience: section.audience.clone(),
+            forward: settings.forward,
+            required: settings.required,
+            audience: settings.audience.clone(),
             issuers,
-            keys,
-            leeway: i64::try_from(leeway).unwrap_or(i64::MAX),
-            es256: signature_only(Algorithm::ES256),
-            eddsa: signature_only(Algorithm::EdDSA),
+            leeway: i64::try_from(settings.leeway.as_secs()).unwrap_or(i64::MAX),
+            validations: ALGORITHMS
+                .iter()
+                .map(|alg| (*alg, signature_only(*alg)))
+                .collect(),
+        })
+    }
+
+    fn remote(&self, issuer: &str) -> Option<&Arc<RemoteJwks>> {
+        self.issuers.iter().find_map(|i| match &i.keys {
+            IssuerKeys::Remote(r) if i.name == issuer => Some(r),
+            _ => None,
         })
     }
 
     /// Checks the `Authorization` header value for `agent_id` on a connection whose client
-    /// certificate has `thumbprint`; `now_unix` is the current time in Unix seconds.
-    pub fn verify(
+    /// certificate has `thumbprint`; `now_unix` is the current time in Unix seconds. A token
+    /// naming a key that its issuer's `jwks_url` set lacks waits for one refresh of that set
+    /// (at most one per 30 s of `now_unix`, shared by concurrent requests); every other token is
+    /// decided without waiting.
+    pub async fn verify(
         &self,
         authorization: Option<&http::HeaderValue>,
         agent_id: &str,
@@ -152,290 +165,147 @@ impl TokenVerifier {
         now_unix: i64,
     ) -> Result<(), TokenError> {
         let token = bearer_token(authorization)?;
-        let (issuer, claims) = self.verified_claims(token)?;
-        self.check_claims(&claims, issuer, agent_id, now_unix)?;
-        let bound = claims
-            .cnf
-            .and_then(|c| c.x5t_s256)
-            .is_some_and(|x5t| x5t == URL_SAFE_NO_PAD.encode(thumbprint));
-        if bound {
-            Ok(())
-        } else {
-            Err(TokenError::NotBound)
-        }
-    }
-
-    /// Checks the signature against the keys that could have made it; returns the signing
-    /// issuer's name and the claims.
-    fn verified_claims(&self, token: &str) -> Result<(&str, Claims), TokenError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(invalid("token too long"));
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed token"))?;
-        let validation = match header.alg {
-            Algorithm::ES256 => &self.es256,
-            Algorithm::EdDSA => &self.eddsa,
-            _ => return Err(invalid("algorithm not allowed")),
-        };
-        // No extension is understood here, so a token that marks one as critical is refused.
-        if header.crit.is_some() {
-            return Err(invalid("unsupported critical header"));
-        }
-        let mut malformed = false;
-        for candidate in self.candidates(header.alg, header.kid.as_deref()) {
-            match jsonwebtoken::decode::<Claims>(token, &candidate.key, validation) {
-                Ok(data) => {
-                    let issuer = self
-                        .issuers
-                        .get(candidate.issuer)
-                        .map(String::as_str)
-                        .unwrap_or_default();
-                    return Ok((issuer, data.claims));
+        let parsed = Unverified::parse(token)?;
+        let issuer = self.issuer_of(&parsed)?;
+        match self.check(issuer, &parsed, agent_id, thumbprint, now_unix) {
+            Err(Miss) => {
+                if let IssuerKeys::Remote(remote) = &issuer.keys {
+                    remote.refresh_on_miss(now_unix).await;
                 }
-                Err(e) => {
-                    malformed |=
-                        !matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature)
-                }
+                self.check(issuer, &parsed, agent_id, thumbprint, now_unix)
+                    .unwrap_or_else(|Miss| Err(invalid("no key of the issuer matches the token")))
             }
+            Ok(decided) => decided,
         }
-        Err(invalid(if malformed {
-            "malformed token"
-        } else {
-            "unknown signer or bad signature"
-        }))
     }
 
-    /// Keys of the token's algorithm; when the token names a `kid`, keys with another kid are
-    /// skipped (keys without a kid, as from a PEM file, stay candidates).
-    fn candidates<'a>(
-        &'a self,
-        alg: Algorithm,
-        kid: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a VerifyKey> + 'a {
-        self.keys.iter().filter(move |k| {
-            k.alg == alg
-                && match (kid, k.kid.as_deref()) {
-                    (Some(wanted), Some(have)) => wanted == have,
-                    _ => true,
-                }
-        })
-    }
-
-    fn check_claims(
+    /// [`TokenVerifier::verify`] against the keys at hand, never waiting for a refresh: for a
+    /// caller that cannot wait. A token naming an unknown key is invalid.
+    pub fn verify_cached(
         &self,
-        claims: &Claims,
-        issuer: &str,
+        authorization: Option<&http::HeaderValue>,
         agent_id: &str,
-        now: i64,
+        thumbprint: &[u8; 32],
+        now_unix: i64,
     ) -> Result<(), TokenError> {
-        // The issuer whose key signed must be the one the token names: a key trusted for one
-        // issuer does not vouch for another's tokens.
-        if claims.iss.as_deref() != Some(issuer) {
-            return Err(invalid("wrong issuer"));
-        }
-        if !claims
-            .aud
-            .as_ref()
-            .is_some_and(|aud| aud.contains(&self.audience))
-        {
-            return Err(invalid("wrong audience"));
-        }
-        if claims.sub.as_deref().map(normalize_spiffe_id).as_deref() != Some(agent_id) {
-            return Err(invalid("token for another agent"));
-        }
-        let exp = claims
-            .exp
-            .and_then(numeric_date)
-            .ok_or_else(|| invalid("no expiry"))?;
-        if now > exp.saturating_add(self.leeway) {
-            return Err(invalid("expired"));
-        }
-        let early = |t: Option<f64>| {
-            t.map(|t| numeric_date(t).is_none_or(|t| t > now.saturating_add(self.leeway)))
-                .unwrap_or(false)
+        let token = bearer_token(authorization)?;
+        let parsed = Unverified::parse(token)?;
+        let issuer = self.issuer_of(&parsed)?;
+        self.check(issuer, &parsed, agent_id, thumbprint, now_unix)
+            .unwrap_or_else(|Miss| Err(invalid("no key of the issuer matches the token")))
+    }
+
+    /// The configured issuer the token names. Only its keys are tried: a key trusted for one
+    /// issuer does not vouch for another's tokens.
+    fn issuer_of(&self, parsed: &Unverified<'_>) -> Result<&Issuer, TokenError> {
+        let named = parsed.claims.iss.as_deref();
+        self.issuers
+            .iter()
+            .find(|i| Some(i.name.as_str()) == named)
+            .ok_or_else(|| invalid("unknown issuer"))
+    }
+
+    /// The decision, or [`Miss`] when no key of the issuer could have signed the token.
+    fn check(
+        &self,
+        issuer: &Issuer,
+        parsed: &Unverified<'_>,
+        agent_id: &str,
+        thumbprint: &[u8; 32],
+        now: i64,
+    ) -> Result<Result<(), TokenError>, Miss> {
+        let remote_keys;
+        let keys: &[VerifyKey] = match &issuer.keys {
+            IssuerKeys::Fixed(keys) => keys,
+            IssuerKeys::Remote(remote) => {
+                remote_keys = remote.keys();
+                &remote_keys
+            }
         };
-        if early(claims.nbf) {
-            return Err(invalid("not yet valid"));
+        let Some(validation) = self
+            .validations
+            .iter()
+            .find(|(alg, _)| *alg == parsed.alg)
+            .map(|(_, v)| v)
+        else {
+            return Ok(Err(invalid("algorithm not allowed")));
+        };
+        let mut candidates = keys
+            .iter()
+            .filter(|k| k.allows(parsed.alg) && k.matches_kid(parsed.kid.as_deref()))
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(Miss);
         }
-        if early(claims.iat) {
-            return Err(invalid("issued in the future"));
+        let signed = candidates.any(|k| {
+            jsonwebtoken::decode::<serde::de::IgnoredAny>(parsed.token, &k.key, validation).is_ok()
+        });
+        if !signed {
+            return Ok(Err(invalid("bad signature")));
         }
-        Ok(())
+        let claims = &parsed.claims;
+        Ok(claims
+            .check(&self.audience, agent_id, now, self.leeway)
+            .and_then(|()| {
+                if claims.bound_to(thumbprint) {
+                    Ok(())
+                } else {
+                    Err(TokenError::NotBound)
+                }
+            }))
     }
 }
 
-/// The token of `Authorization: Bearer <token>`; any other header is treated as no token.
-fn bearer_token(authorization: Option<&http::HeaderValue>) -> Result<&str, TokenError> {
-    let value = authorization.ok_or(TokenError::Missing)?.as_bytes();
-    let value = value.trim_ascii();
-    let scheme_end = value
-        .iter()
-        .position(|b| *b == b' ')
-        .ok_or(TokenError::Missing)?;
-    let (scheme, token) = value.split_at(scheme_end);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return Err(TokenError::Missing);
-    }
-    let token = std::str::from_utf8(token.trim_ascii())
-        .ok()
-        .filter(|t| t.is_ascii())
-        .ok_or_else(|| invalid("malformed token"))?;
-    if token.is_empty() {
-        return Err(invalid("empty token"));
-    }
-    Ok(token)
-}
+/// No key of the issuer could have signed the token (unknown `kid`, or none of its algorithm).
+struct Miss;
 
-fn numeric_date(t: f64) -> Option<i64> {
-    // Beyond ±2^53 an f64 is no longer an exact second; such dates are nonsense anyway.
-    const LIMIT: f64 = 9_007_199_254_740_992.0;
-    (t.is_finite() && t.abs() < LIMIT).then(|| t.floor() as i64)
+fn load_keys(
+    issuer: &IssuerSettings,
+    base_dir: &Path,
+    previous: Option<&Arc<RemoteJwks>>,
+) -> Result<IssuerKeys, String> {
+    let read = |field: &str, path: &Path| {
+        let path = base_dir.join(path);
+        std::fs::read(&path)
+            .map(|bytes| (bytes, path.clone()))
+            .map_err(|e| format!("{field}: {}: {e}", path.display()))
+    };
+    match &issuer.keys {
+        KeySource::Pem(path) => {
+            let (bytes, path) = read("keys", path)?;
+            keys_from_pem(&bytes)
+                .map(IssuerKeys::Fixed)
+                .map_err(|e| format!("keys: {}: {e}", path.display()))
+        }
+        KeySource::JwksFile(path) => {
+            let (bytes, path) = read("jwks", path)?;
+            keys_from_jwks(&bytes)
+                .map(IssuerKeys::Fixed)
+                .map_err(|e| format!("jwks: {}: {e}", path.display()))
+        }
+        KeySource::JwksUrl { url, ca, refresh } => {
+            let ca = ca.as_ref().map(|p| base_dir.join(p));
+            if let Some(same) = previous.filter(|p| p.same_source(url, ca.as_deref(), *refresh)) {
+                return Ok(IssuerKeys::Remote(same.clone()));
+            }
+            let previous = previous.map(Arc::as_ref);
+            RemoteJwks::new(&issuer.name, url, ca.as_deref(), *refresh, previous)
+                .map(IssuerKeys::Remote)
+                .map_err(|e| format!("jwks_url: {e}"))
+        }
+    }
 }
 
 /// The library's own claim checks and clock are switched off: every claim, and the time, is
-/// checked by `check_claims` against the caller's `now`.
+/// checked by [`claims::Claims::check`] against the caller's `now`.
 fn signature_only(alg: Algorithm) -> Validation {
     let mut v = Validation::new(alg);
-    v.required_spec_claims = HashSet::new();
+    v.required_spec_claims = std::collections::HashSet::new();
     v.validate_exp = false;
     v.validate_nbf = false;
     v.validate_aud = false;
     v.leeway = 0;
     v
-}
-
-fn load_issuer_keys(
-    issuer: &IssuerSection,
-    index: usize,
-    at: &str,
-    base_dir: &Path,
-) -> Result<Vec<VerifyKey>, String> {
-    if issuer.keys.is_none() && issuer.jwks.is_none() {
-        return Err(format!("{at}: needs `keys` (PEM) or `jwks`"));
-    }
-    let mut keys = Vec::new();
-    if let Some(path) = &issuer.keys {
-        let path = base_dir.join(path);
-        let bytes =
-            std::fs::read(&path).map_err(|e| format!("{at}.keys: {}: {e}", path.display()))?;
-        keys.extend(
-            keys_from_pem(&bytes, index)
-                .map_err(|e| format!("{at}.keys: {}: {e}", path.display()))?,
-        );
-    }
-    if let Some(path) = &issuer.jwks {
-        let path = base_dir.join(path);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{at}.jwks: {}: {e}", path.display()))?;
-        keys.extend(
-            keys_from_jwks(&text, index)
-                .map_err(|e| format!("{at}.jwks: {}: {e}", path.display()))?,
-        );
-    }
-    Ok(keys)
-}
-
-/// Every `PUBLIC KEY` block of a PEM file; each must be EC P-256 or Ed25519.
-fn keys_from_pem(pem: &[u8], issuer: usize) -> Result<Vec<VerifyKey>, String> {
-    let mut keys = Vec::new();
-    for block in x509_parser::pem::Pem::iter_from_buffer(pem) {
-        let block = block.map_err(|e| format!("bad PEM: {e}"))?;
-        if block.label != "PUBLIC KEY" {
-            return Err(format!(
-                "`{}` block: only PUBLIC KEY (SPKI) blocks are accepted",
-                block.label
-            ));
-        }
-        let (alg, key) = key_from_spki(&block.contents)?;
-        keys.push(VerifyKey {
-            issuer,
-            alg,
-            kid: None,
-            key,
-        });
-    }
-    if keys.is_empty() {
-        return Err("no PUBLIC KEY block".into());
-    }
-    Ok(keys)
-}
-
-fn key_from_spki(der: &[u8]) -> Result<(Algorithm, DecodingKey), String> {
-    let (_, spki) =
-        SubjectPublicKeyInfo::from_der(der).map_err(|e| format!("unreadable public key: {e}"))?;
-    let oid = &spki.algorithm.algorithm;
-    let raw = spki.subject_public_key.data.as_ref();
-    if *oid == OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok());
-        if curve.as_ref() != Some(&OID_EC_P256) {
-            return Err("EC keys must be on P-256 (ES256)".into());
-        }
-        if raw.len() != 65 || raw.first() != Some(&0x04) {
-            return Err("malformed P-256 public key".into());
-        }
-        Ok((Algorithm::ES256, DecodingKey::from_ec_der(raw)))
-    } else if *oid == OID_SIG_ED25519 {
-        if raw.len() != 32 {
-            return Err("malformed Ed25519 public key".into());
-        }
-        Ok((Algorithm::EdDSA, DecodingKey::from_ed_der(raw)))
-    } else {
-        Err("unsupported key type: use EC P-256 (ES256) or Ed25519 (EdDSA)".into())
-    }
-}
-
-/// The P-256 and Ed25519 signature keys of a JWKS. Other keys (RSA, encryption keys, keys of
-/// kinds this build does not know) are skipped, as a shared identity-provider JWKS holds them
-/// routinely; a set without a single usable key is an error.
-fn keys_from_jwks(text: &str, issuer: usize) -> Result<Vec<VerifyKey>, String> {
-    let set: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let entries = set
-        .get("keys")
-        .and_then(|k| k.as_array())
-        .ok_or("no `keys` array")?;
-    let keys: Vec<VerifyKey> = entries
-        .iter()
-        .filter_map(|entry| serde_json::from_value::<Jwk>(entry.clone()).ok())
-        .filter_map(|jwk| key_from_jwk(&jwk, issuer))
-        .collect();
-    if keys.is_empty() {
-        return Err("no EC P-256 or Ed25519 signature key".into());
-    }
-    Ok(keys)
-}
-
-fn key_from_jwk(jwk: &Jwk, issuer: usize) -> Option<VerifyKey> {
-    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
-        return None;
-    }
-    let alg = match &jwk.algorithm {
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
-        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-            Algorithm::EdDSA
-        }
-        _ => return None,
-    };
-    let declared_fits = match jwk.common.key_algorithm {
-        None => true,
-        Some(KeyAlgorithm::ES256) => alg == Algorithm::ES256,
-        Some(KeyAlgorithm::EdDSA) => alg == Algorithm::EdDSA,
-        Some(_) => false,
-    };
-    if !declared_fits {
-        return None;
-    }
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some(VerifyKey {
-        issuer,
-        alg,
-        kid: jwk.common.key_id.clone(),
-        key,
-    })
 }
 
 #[cfg(test)]

@@ -246,6 +246,7 @@ impl OnEnd for RequestRecord {
             }
         }
         tracing::debug!(
+            target: crate::telemetry::logging::REQUEST_TARGET,
             request_id = %self.request_id,
             agent = self.agent_id.as_deref().unwrap_or(""),
             method = %self.method,

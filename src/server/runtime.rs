@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::config::reload::ConfigHandle;
 use crate::telemetry::audit::AuditLog;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::readiness::Readiness;
 
 use super::ids::RequestIds;
 
@@ -20,6 +21,8 @@ pub struct Runtime {
     pub audit: Option<AuditLog>,
     /// The monotonic origin of behaviour windows.
     pub epoch: tokio::time::Instant,
+    /// What `/readyz` answers; starts held for `starting`.
+    pub readiness: Arc<Readiness>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -43,6 +46,7 @@ impl Runtime {
             ids: RequestIds::new(),
             audit,
             epoch: tokio::time::Instant::now(),
+            readiness: Arc::new(Readiness::default()),
         }
     }
 

@@ -83,12 +83,15 @@ pub async fn handle(
 
     if agent.require_token {
         let verified = match &snap.token {
-            Some(v) => v.verify(
-                req.headers().get(header::AUTHORIZATION),
-                &peer.agent_id,
-                &peer.thumbprint,
-                now_ms / 1000,
-            ),
+            Some(v) => {
+                v.verify(
+                    req.headers().get(header::AUTHORIZATION),
+                    &peer.agent_id,
+                    &peer.thumbprint,
+                    now_ms / 1000,
+                )
+                .await
+            }
             // A role demands a token but none can be verified: fail closed.
             None => Err(TokenError::Invalid("no token issuers configured".into())),
         };

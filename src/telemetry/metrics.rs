@@ -10,12 +10,16 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use super::cert_expiry::CertExpiry;
+use super::process::ProcessCollector;
+
 pub const OTHER_AGENT: &str = "__other__";
 
-/// Buckets from 100 µs to 10 s: a proxy's own latency is sub-millisecond, an upstream's seconds.
-pub const LATENCY_BUCKETS: [f64; 16] = [
+/// Buckets from 100 µs to 120 s: a proxy's own latency is sub-millisecond, an upstream's
+/// seconds, and an LLM-backed upstream's often half a minute to two.
+pub const LATENCY_BUCKETS: [f64; 19] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
+    5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
 pub struct Metrics {
@@ -31,6 +35,14 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub audit_records: IntCounter,
     pub connections_refused: IntCounter,
+    /// `warden_certificate_expiry_timestamp_seconds{which, subject}`; see [`Metrics::set_certificate_expiry`].
+    pub certificate_expiry: GaugeVec,
+    /// `warden_upstream_connections{upstream, state}`, state `idle` or `busy`: set by the
+    /// upstream pools.
+    pub upstream_connections: IntGaugeVec,
+    /// `warden_upstream_max_connections{upstream}`: each pool's `max_connections`, the
+    /// denominator of the pool-saturation alert; set by the upstream pools.
+    pub upstream_max_connections: IntGaugeVec,
     series_agents: DashSet<Arc<str>>,
     series_count: AtomicUsize,
     max_agent_series: AtomicUsize,
@@ -51,6 +63,28 @@ fn counter_vec(
     let c = IntCounterVec::new(Opts::new(name, help), labels)?;
     r.register(Box::new(c.clone()))?;
     Ok(c)
+}
+
+fn gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<GaugeVec> {
+    let g = GaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn int_gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
 }
 
 fn histogram_vec(
@@ -140,6 +174,34 @@ impl Metrics {
             "Connections closed at accept because max_connections was reached.",
         )?;
         r.register(Box::new(connections_refused.clone()))?;
+        let build_info = int_gauge_vec(
+            &r,
+            "warden_build_info",
+            "Always 1; the version label says which warden this is.",
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let certificate_expiry = gauge_vec(
+            &r,
+            "warden_certificate_expiry_timestamp_seconds",
+            "Not-after of the server certificate and of each client CA, and next update of each CRL, in Unix seconds.",
+            &["which", "subject"],
+        )?;
+        let upstream_connections = int_gauge_vec(
+            &r,
+            "warden_upstream_connections",
+            "Pooled connections to each upstream, idle or busy.",
+            &["upstream", "state"],
+        )?;
+        let upstream_max_connections = int_gauge_vec(
+            &r,
+            "warden_upstream_max_connections",
+            "The max_connections of each upstream's pool.",
+            &["upstream"],
+        )?;
+        r.register(Box::new(ProcessCollector::new()?))?;
         // Series that exist from the start, so dashboards and alerts see zeros, not gaps.
         for result in ["ok", "error"] {
             config_reloads.with_label_values(&[result]);
@@ -158,10 +220,24 @@ impl Metrics {
             config_reloads,
             audit_records,
             connections_refused,
+            certificate_expiry,
+            upstream_connections,
+            upstream_max_connections,
             series_agents: DashSet::new(),
             series_count: AtomicUsize::new(0),
             max_agent_series: AtomicUsize::new(max_agent_series.max(1)),
         })
+    }
+
+    /// Replaces every `warden_certificate_expiry_timestamp_seconds` series, so a certificate
+    /// that left the config leaves the metric too.
+    pub fn set_certificate_expiry(&self, dates: &[CertExpiry]) {
+        self.certificate_expiry.reset();
+        for d in dates {
+            self.certificate_expiry
+                .with_label_values(&[d.which, &d.subject])
+                .set(d.timestamp as f64);
+        }
     }
 
     pub fn set_max_agent_series(&self, n: usize) {
@@ -335,8 +411,43 @@ mod tests {
             "warden_tls_handshakes_total",
             "warden_active_connections",
             "warden_config_reloads_total",
+            "warden_build_info{version=",
         ] {
             assert!(text.contains(name), "{name} missing");
         }
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_resident_memory_bytes",
+        ] {
+            assert!(text.contains(name), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn latency_buckets_reach_two_minutes() {
+        let m = Metrics::new(10).unwrap();
+        m.request_duration
+            .with_label_values(&["inv", "allow"])
+            .observe(95.0);
+        let text = m.render();
+        assert!(text.contains(r#"warden_request_duration_seconds_bucket{decision="allow",upstream="inv",le="60"} 0"#), "{text}");
+        assert!(text.contains(r#"warden_request_duration_seconds_bucket{decision="allow",upstream="inv",le="120"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn certificate_expiry_series_are_replaced() {
+        let m = Metrics::new(10).unwrap();
+        let date = |subject: &str, timestamp| CertExpiry {
+            which: "server",
+            subject: subject.to_owned(),
+            timestamp,
+        };
+        m.set_certificate_expiry(&[date("CN=old", 1_800_000_000)]);
+        m.set_certificate_expiry(&[date("CN=new", 1_900_000_000)]);
+        let text = m.render();
+        assert!(text.contains(r#"warden_certificate_expiry_timestamp_seconds{subject="CN=new",which="server"} 1900000000"#), "{text}");
+        assert!(!text.contains("CN=old"), "{text}");
     }
 }

@@ -1,8 +1,9 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::config::schema::{IssuerSection, TokenSection};
-use crate::identity::token::{TokenError, TokenVerifier};
+use crate::identity::token::{
+    IssuerSettings, KeySource, TokenError, TokenSettings, TokenVerifier, DEFAULT_LEEWAY,
+};
 
 const AGENT: &str = "spiffe://example.org/agent/inventory-bot";
 const DAY: Duration = Duration::from_secs(86_400);
@@ -209,18 +210,17 @@ fn issue_from_config_issues_exact_ids_and_skips_patterns() {
 }
 
 fn verifier_for(dir: &Path) -> TokenVerifier {
-    let section = TokenSection {
+    let settings = TokenSettings {
         audience: DEFAULT_AUDIENCE.to_owned(),
-        issuers: vec![IssuerSection {
+        issuers: vec![IssuerSettings {
             name: DEFAULT_ISSUER.to_owned(),
-            keys: Some(PathBuf::from(store::TOKEN_PUB)),
-            jwks: None,
+            keys: KeySource::Pem(PathBuf::from(store::TOKEN_PUB)),
         }],
-        leeway: None,
+        leeway: DEFAULT_LEEWAY,
         forward: false,
         required: true,
     };
-    TokenVerifier::from_config(&section, dir).expect("verifier")
+    TokenVerifier::new(&settings, dir, None).expect("verifier")
 }
 
 #[test]
@@ -257,11 +257,11 @@ fn a_minted_token_passes_the_verifier_with_the_generated_key() {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let verifier = verifier_for(&dir);
     assert_eq!(
-        verifier.verify(Some(&value), AGENT, &peer.thumbprint, now),
+        verifier.verify_cached(Some(&value), AGENT, &peer.thumbprint, now),
         Ok(())
     );
     assert_eq!(
-        verifier.verify(Some(&value), AGENT, &[0u8; 32], now),
+        verifier.verify_cached(Some(&value), AGENT, &[0u8; 32], now),
         Err(TokenError::NotBound)
     );
 }

@@ -65,12 +65,42 @@ fn check_token(r: &mut Report<'_>, token: &TokenSection) {
                 ),
             );
         }
-        let checked = match (&issuer.keys, &issuer.jwks) {
-            (Some(keys), None) => files::check_public_keys(keys).map_err(|e| ("keys", e)),
-            (None, Some(jwks)) => files::check_jwks(jwks).map_err(|e| ("jwks", e)),
-            (Some(_), Some(_)) => Err(("jwks", "give either keys or jwks, not both".to_string())),
-            (None, None) => Err(("", "needs keys (PEM public keys) or jwks".to_string())),
+        let checked = match (&issuer.keys, &issuer.jwks, &issuer.jwks_url) {
+            (Some(keys), None, None) => files::check_public_keys(keys).map_err(|e| ("keys", e)),
+            (None, Some(jwks), None) => files::check_jwks(jwks).map_err(|e| ("jwks", e)),
+            (None, None, Some(url)) => files::check_jwks_url(url)
+                .map_err(|e| ("jwks_url", e))
+                .and_then(|()| match &issuer.jwks_ca {
+                    Some(ca) => files::read_certs(ca)
+                        .map(|_| ())
+                        .map_err(|e| ("jwks_ca", e)),
+                    None => Ok(()),
+                }),
+            (None, None, None) => Err((
+                "",
+                "needs keys (PEM public keys), jwks or jwks_url".to_string(),
+            )),
+            (_, Some(_), _) => Err(("jwks", "give one of keys, jwks and jwks_url".to_string())),
+            _ => Err((
+                "jwks_url",
+                "give one of keys, jwks and jwks_url".to_string(),
+            )),
         };
+        let remote_only = [
+            ("jwks_ca", issuer.jwks_ca.is_some()),
+            ("jwks_refresh", issuer.jwks_refresh.is_some()),
+        ];
+        for (field, given) in remote_only {
+            if given && issuer.jwks_url.is_none() {
+                r.err(&format!("{base}.{field}"), "only applies with jwks_url");
+            }
+        }
+        if issuer
+            .jwks_refresh
+            .is_some_and(|d| d.0 < std::time::Duration::from_secs(1))
+        {
+            r.err(&format!("{base}.jwks_refresh"), "must be at least 1s");
+        }
         if let Err((field, e)) = checked {
             let key_path = if field.is_empty() {
                 base

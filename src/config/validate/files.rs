@@ -14,6 +14,7 @@ use rustls::pki_types::{
 
 use super::Report;
 use crate::config::schema::{TlsSection, UpstreamTlsSection};
+use crate::identity::token::keys::{keys_from_jwks, keys_from_pem};
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -189,52 +190,37 @@ pub(super) fn check_upstream_tls(r: &mut Report<'_>, base: &str, tls: &UpstreamT
     }
 }
 
-/// A file of PEM public keys (`-----BEGIN PUBLIC KEY-----`) to verify tokens with.
+/// A file of PEM public keys (`-----BEGIN PUBLIC KEY-----`) to verify tokens with: each RSA of
+/// 2048 bits or more, EC P-256 or P-384, or Ed25519, as the verifier reads them.
 pub(super) fn check_public_keys(path: &Path) -> Result<(), String> {
     let bytes = read(path)?;
-    let keys = SubjectPublicKeyInfoDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{} is not valid PEM: {e}", path.display()))?;
-    if keys.is_empty() {
+    if SubjectPublicKeyInfoDer::pem_slice_iter(&bytes)
+        .next()
+        .is_none()
+    {
         return Err(format!("{} holds no PEM PUBLIC KEY block", path.display()));
     }
-    for (i, key) in keys.iter().enumerate() {
-        token_key_problem(key).map_err(|e| format!("{}: key #{}: {e}", path.display(), i + 1))?;
-    }
-    Ok(())
+    keys_from_pem(&bytes)
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Tokens are signed with ES256 (P-256) or EdDSA (Ed25519); any other key could never verify one.
-fn token_key_problem(key: &SubjectPublicKeyInfoDer<'_>) -> Result<(), String> {
-    use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_SIG_ED25519};
-    use x509_parser::prelude::FromDer;
-    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(key)
-        .map_err(|e| format!("not a public key: {e}"))?;
-    let alg = &spki.algorithm;
-    let p256 = alg.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY
-        && alg
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok())
-            .is_some_and(|curve| curve == OID_EC_P256);
-    if p256 || alg.algorithm == OID_SIG_ED25519 {
-        Ok(())
-    } else {
-        Err("only P-256 (ES256) and Ed25519 (EdDSA) keys can verify tokens".to_string())
-    }
-}
-
-/// A JWKS document: a JSON object with a non-empty `keys` array.
+/// A JWKS document with at least one key the verifier can use.
 pub(super) fn check_jwks(path: &Path) -> Result<(), String> {
     let bytes = read(path)?;
-    let doc: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
-    match doc.get("keys").and_then(|k| k.as_array()) {
-        Some(keys) if !keys.is_empty() => Ok(()),
-        _ => Err(format!(
-            "{} is not a JWKS: it needs a non-empty \"keys\" array",
-            path.display()
-        )),
+    keys_from_jwks(&bytes)
+        .map(|_| ())
+        .map_err(|e| format!("{} is not a usable JWKS: {e}", path.display()))
+}
+
+/// `jwks_url`: an https:// URL with a host (keys fetched in the clear could be anyone's).
+pub(super) fn check_jwks_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https"), Some(_)) => Ok(()),
+        _ => Err(format!("\"{url}\" must be an https:// URL")),
     }
 }
 

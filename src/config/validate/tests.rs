@@ -38,6 +38,8 @@ impl Fixture {
         write("token-pub.pem", other.public_key_pem().as_bytes());
         let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
         write("p384-pub.pem", p384.public_key_pem().as_bytes());
+        let p521 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
+        write("p521-pub.pem", p521.public_key_pem().as_bytes());
         let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
         write("ed-pub.pem", ed.public_key_pem().as_bytes());
         write("jwks.json", br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#);
@@ -642,14 +644,52 @@ fn token_settings() {
         )
     };
     assert_eq!(fx.errors(&keys("ed-pub.pem")), Vec::new());
-    let errors = fx.errors(&keys("p384-pub.pem"));
+    assert_eq!(fx.errors(&keys("p384-pub.pem")), Vec::new());
+    let errors = fx.errors(&keys("p521-pub.pem"));
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_at(
         &errors[0],
         "identity.token.issuers[0].keys",
         12,
         15,
-        "only P-256 (ES256) and Ed25519 (EdDSA)",
+        "P-256 (ES256) or P-384 (ES384)",
+    );
+    let remote = |rest: &str| {
+        HEADER.replace(
+            "  trust_domain: example.org\n",
+            &format!("  trust_domain: example.org\n  token:\n    audience: w\n    issuers:\n      - name: a\n{rest}"),
+        )
+    };
+    assert_eq!(
+        fx.errors(&remote("        jwks_url: https://idp.example/jwks\n        jwks_ca: D/ca.pem\n        jwks_refresh: 1m\n")),
+        Vec::new()
+    );
+    let errors = fx.errors(&remote("        jwks_url: http://idp.example/jwks\n"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_at(
+        &errors[0],
+        "identity.token.issuers[0].jwks_url",
+        12,
+        19,
+        "must be an https:// URL",
+    );
+    let errors = fx.errors(&remote(
+        "        jwks_url: https://idp.example/jwks\n        jwks_ca: D/garbage.pem\n",
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_at(&errors[0], "identity.token.issuers[0].jwks_ca", 13, 18, "");
+    let errors = fx.errors(&remote(
+        "        keys: D/ed-pub.pem\n        jwks_ca: D/ca.pem\n        jwks_refresh: 10ms\n",
+    ));
+    let found: Vec<&str> = errors.iter().map(|e| e.key_path.as_str()).collect();
+    assert_eq!(
+        found,
+        [
+            "identity.token.issuers[0].jwks_ca",
+            "identity.token.issuers[0].jwks_refresh",
+            "identity.token.issuers[0].jwks_refresh"
+        ],
+        "{errors:#?}"
     );
     let empty = HEADER.replace(
         "  trust_domain: example.org\n",

@@ -1,12 +1,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use jsonwebtoken::{EncodingKey, Header};
-use rcgen::{KeyPair, PublicKeyData, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519};
+use rcgen::{
+    KeyPair, PublicKeyData, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ECDSA_P521_SHA512,
+    PKCS_ED25519,
+};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::units::Dur;
+
+mod algorithms;
 
 const AGENT: &str = "spiffe://example.org/agent/inventory-bot";
 const NOW: i64 = 1_760_000_000;
@@ -48,27 +54,55 @@ impl Fixture {
         ])
     }
 
-    fn verifier_with(&self, issuers: Vec<IssuerSection>) -> TokenVerifier {
-        TokenVerifier::from_config(&section(issuers), &self.dir).expect("verifier")
+    fn verifier_with(&self, issuers: Vec<IssuerSettings>) -> TokenVerifier {
+        TokenVerifier::new(&section(issuers), &self.dir, None).expect("verifier")
     }
 }
 
-fn issuer(name: &str, keys: Option<&str>, jwks: Option<&str>) -> IssuerSection {
-    IssuerSection {
+/// An issuer with a PEM file (`keys`) or a JWKS file (`jwks`).
+fn issuer(name: &str, keys: Option<&str>, jwks: Option<&str>) -> IssuerSettings {
+    let keys = match (keys, jwks) {
+        (Some(pem), _) => KeySource::Pem(PathBuf::from(pem)),
+        (None, Some(file)) => KeySource::JwksFile(PathBuf::from(file)),
+        (None, None) => KeySource::Pem(PathBuf::new()),
+    };
+    IssuerSettings {
         name: name.to_owned(),
-        keys: keys.map(PathBuf::from),
-        jwks: jwks.map(PathBuf::from),
+        keys,
     }
 }
 
-fn section(issuers: Vec<IssuerSection>) -> TokenSection {
-    TokenSection {
+fn section(issuers: Vec<IssuerSettings>) -> TokenSettings {
+    TokenSettings {
         audience: "warden".to_owned(),
         issuers,
-        leeway: None,
+        leeway: DEFAULT_LEEWAY,
         forward: false,
         required: true,
     }
+}
+
+/// Runs `verify` to completion: with fixed keys it never waits.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn verify(
+    v: &TokenVerifier,
+    authorization: Option<&http::HeaderValue>,
+    now: i64,
+) -> Result<(), TokenError> {
+    let waited = block_on(v.verify(authorization, AGENT, &THUMB, now));
+    assert_eq!(
+        waited,
+        v.verify_cached(authorization, AGENT, &THUMB, now),
+        "fixed keys: verify and verify_cached agree"
+    );
+    waited
 }
 
 fn claims() -> Value {
@@ -106,7 +140,7 @@ fn bearer(token: &str) -> http::HeaderValue {
 }
 
 fn check(verifier: &TokenVerifier, token: &str) -> Result<(), TokenError> {
-    verifier.verify(Some(&bearer(token)), AGENT, &THUMB, NOW)
+    verify(verifier, Some(&bearer(token)), NOW)
 }
 
 fn assert_invalid(result: Result<(), TokenError>) {
@@ -125,14 +159,14 @@ fn valid_es256_and_eddsa_tokens_pass() {
     let lower =
         http::HeaderValue::from_str(&format!("bearer  {}", sign_ec(&f.ec, &claims(), None)))
             .expect("header");
-    assert_eq!(v.verify(Some(&lower), AGENT, &THUMB, NOW), Ok(()));
+    assert_eq!(verify(&v, Some(&lower), NOW), Ok(()));
 }
 
 #[test]
 fn a_missing_header_or_another_scheme_is_missing() {
     let f = Fixture::new();
     let v = f.verifier();
-    assert_eq!(v.verify(None, AGENT, &THUMB, NOW), Err(TokenError::Missing));
+    assert_eq!(verify(&v, None, NOW), Err(TokenError::Missing));
     for value in [
         "Basic YWxhZGRpbjpvcGVuc2VzYW1l",
         "Bearer",
@@ -141,7 +175,7 @@ fn a_missing_header_or_another_scheme_is_missing() {
     ] {
         let value = http::HeaderValue::from_str(value).expect("header");
         assert_eq!(
-            v.verify(Some(&value), AGENT, &THUMB, NOW),
+            verify(&v, Some(&value), NOW),
             Err(TokenError::Missing),
             "{value:?}"
         );
@@ -219,20 +253,20 @@ fn expiry_and_not_before_use_the_given_time_and_leeway() {
     assert_invalid(check(&v, &sign_ec(&f.ec, &no_exp, None)));
     // The same token is fine at its own issue time and refused an hour later.
     let token = sign_ec(&f.ec, &claims(), None);
-    assert_eq!(v.verify(Some(&bearer(&token)), AGENT, &THUMB, NOW), Ok(()));
-    assert_invalid(v.verify(Some(&bearer(&token)), AGENT, &THUMB, NOW + 3600));
+    assert_eq!(verify(&v, Some(&bearer(&token)), NOW), Ok(()));
+    assert_invalid(verify(&v, Some(&bearer(&token)), NOW + 3600));
 }
 
 #[test]
 fn a_configured_leeway_replaces_the_default() {
     let f = Fixture::new();
     let mut s = section(vec![issuer("agent-auth", Some("ec.pem"), None)]);
-    s.leeway = Some(Dur(Duration::from_secs(0)));
-    let v = TokenVerifier::from_config(&s, &f.dir).expect("verifier");
+    s.leeway = Duration::from_secs(0);
+    let v = TokenVerifier::new(&s, &f.dir, None).expect("verifier");
     let expired = with(claims(), "exp", json!(NOW - 1));
     assert_invalid(check(&v, &sign_ec(&f.ec, &expired, None)));
-    s.leeway = Some(Dur(Duration::from_secs(120)));
-    let v = TokenVerifier::from_config(&s, &f.dir).expect("verifier");
+    s.leeway = Duration::from_secs(120);
+    let v = TokenVerifier::new(&s, &f.dir, None).expect("verifier");
     let expired = with(claims(), "exp", json!(NOW - 100));
     assert_eq!(check(&v, &sign_ec(&f.ec, &expired, None)), Ok(()));
 }
@@ -288,7 +322,7 @@ fn alg_none_and_hmac_with_the_public_key_are_invalid() {
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims(),
-            &EncodingKey::from_secret(secret),
+            &EncodingKey::from_secret(secret).expect("hmac key"),
         )
         .expect("hmac");
         assert_invalid(check(&v, &token));
@@ -308,7 +342,7 @@ fn garbage_is_invalid() {
     for token in ["abc", "a.b.c", "...", "e30.e30.e30", "🙂", long.as_str()] {
         let value =
             http::HeaderValue::from_bytes(format!("Bearer {token}").as_bytes()).expect("header");
-        assert_invalid(v.verify(Some(&value), AGENT, &THUMB, NOW));
+        assert_invalid(verify(&v, Some(&value), NOW));
     }
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","crit":["exp"]}"#);
     let token = sign_ec(&f.ec, &claims(), None);
@@ -353,7 +387,7 @@ fn jwks_keys_are_selected_by_kid() {
     let token = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims(),
-        &EncodingKey::from_secret(b"secret"),
+        &EncodingKey::from_secret(b"secret").expect("hmac key"),
     )
     .expect("hmac");
     assert_invalid(check(&v, &token));
@@ -379,7 +413,7 @@ fn a_pem_file_may_hold_several_keys() {
 #[test]
 fn bad_key_configuration_is_refused_at_load() {
     let f = Fixture::new();
-    let load = |issuers| TokenVerifier::from_config(&section(issuers), &f.dir);
+    let load = |issuers| TokenVerifier::new(&section(issuers), &f.dir, None);
     assert!(load(vec![]).is_err());
     assert!(load(vec![issuer("a", None, None)]).is_err());
     assert!(load(vec![issuer("a", Some("missing.pem"), None)]).is_err());
@@ -390,12 +424,16 @@ fn bad_key_configuration_is_refused_at_load() {
     .is_err());
     let private = f.write("private.pem", &f.ec.serialize_pem());
     assert!(load(vec![issuer("a", private.to_str(), None)]).is_err());
+    let p521 = KeyPair::generate_for(&PKCS_ECDSA_P521_SHA512).expect("key");
+    let p521 = f.write("p521.pem", &p521.public_key_pem());
+    let err = load(vec![issuer("a", p521.to_str(), None)]).expect_err("p521");
+    assert!(err.contains("identity.token.issuers[0].keys"), "{err}");
     let p384 = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).expect("key");
     let p384 = f.write("p384.pem", &p384.public_key_pem());
-    let err = load(vec![issuer("a", p384.to_str(), None)]).expect_err("p384");
-    assert!(err.contains("identity.token.issuers[0].keys"), "{err}");
+    assert!(load(vec![issuer("a", p384.to_str(), None)]).is_ok());
     let empty = f.write("empty.pem", "");
     assert!(load(vec![issuer("a", empty.to_str(), None)]).is_err());
+    // An RSA key far below 2048 bits is no usable key.
     let rsa_only = f.write(
         "rsa.json",
         &json!({ "keys": [{ "kty": "RSA", "n": "sXch", "e": "AQAB" }] }).to_string(),
