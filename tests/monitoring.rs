@@ -89,7 +89,11 @@ async fn admin_token_is_required_when_configured() {
     let w = start_warden(&pki, &yaml).await;
     // The probes answer anyone (orchestrators probe without credentials); nothing else does.
     for path in ["/healthz", "/readyz"] {
-        assert_eq!(admin_request(w.admin, "GET", path, None).await.0, 200, "{path}");
+        assert_eq!(
+            admin_request(w.admin, "GET", path, None).await.0,
+            200,
+            "{path}"
+        );
     }
     for path in ["/metrics", "/agents"] {
         assert_eq!(

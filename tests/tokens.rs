@@ -1,17 +1,24 @@
 //! The second factor end to end: a JWT bound to the client certificate (RFC 8705), demanded per
-//! role or globally, checked by `serve` and by `explain` alike.
+//! role or globally, checked by `serve` and by `explain` alike; keys from a PEM file (watched) or
+//! from an identity provider's JWKS URL that rotates its keys and goes away.
 
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use jsonwebtoken::Algorithm;
 use support::client::{AgentClient, Reply};
+use support::jwks::{IdpKey, JwksServer};
 use support::pki::{agent_id, AgentCert, TestPki};
 use support::upstream::{self, Upstream};
-use support::warden::{config_yaml, start_warden, TestWarden};
+use support::warden::{
+    config_yaml, start_warden, start_warden_at, start_warden_with, write_config, TestWarden,
+};
+use warden::app::StartOptions;
 use warden::certs::mint::{generate_signing_pair, mint_token, MintOptions, SigningKey};
 use warden::certs::{commands, store};
+use warden::clock::Clock;
 use warden::config::reload::build_snapshot;
 use warden::explain::{explain, ExplainRequest};
 use warden::identity::agent_id::thumbprint;
@@ -280,5 +287,260 @@ async fn forward_and_required_switch_with_a_reload() {
     assert_eq!(
         explained(&s, "staging-bot", &s.plain, Some(&plain_token)).await,
         "ok"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// An identity provider's JWKS URL: every algorithm, rotation, rate-limited refresh, outages
+
+/// A config whose issuer `idp` publishes its keys at `jwks_url`, verified with the test CA.
+fn remote_config(pki: &TestPki, upstream: &str, jwks: &JwksServer, refresh: &str) -> String {
+    let rest = format!(
+        r#"  token:
+    audience: warden
+    issuers:
+      - name: idp
+        jwks_url: {url}
+        jwks_ca: {ca}
+        jwks_refresh: {refresh}
+    required: true
+upstreams:
+  inventory:
+    url: {upstream}
+routes:
+  - path_prefix: /inventory
+    upstream: inventory
+roles:
+  reader:
+    upstreams: [inventory]
+    allow:
+      - paths: ["/inventory/**"]
+agents:
+  - id: {agent}
+    roles: [reader]
+"#,
+        url = jwks.url(),
+        ca = pki.ca_path.display(),
+        agent = agent_id("inventory-bot"),
+    );
+    config_yaml(pki, &rest)
+}
+
+/// Claims for the inventory bot bound to `cert`, issued by `idp` at `now`.
+fn idp_claims(cert: &AgentCert, now: i64) -> serde_json::Value {
+    serde_json::json!({
+        "iss": "idp",
+        "sub": agent_id("inventory-bot"),
+        "aud": "warden",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "cnf": { "x5t#S256": warden::certs::mint::x5t_s256(&cert.issued.cert_der) },
+    })
+}
+
+struct Remote {
+    pki: TestPki,
+    jwks: JwksServer,
+    _upstream: Upstream,
+    warden: TestWarden,
+    cert: AgentCert,
+    clock: Clock,
+}
+
+impl Remote {
+    async fn start(keys: &[&IdpKey], refresh: &str, clock: Clock) -> Remote {
+        let pki = TestPki::new();
+        let jwks = JwksServer::start(&pki).await;
+        jwks.publish(keys);
+        let upstream = upstream::start().await;
+        let yaml = remote_config(&pki, &upstream.url(), &jwks, refresh);
+        let warden = start_warden_with(&pki, &yaml, clock.clone()).await;
+        let cert = pki.agent("inventory-bot");
+        Remote {
+            pki,
+            jwks,
+            _upstream: upstream,
+            warden,
+            cert,
+            clock,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_unix_ms() / 1000
+    }
+
+    /// The status of a GET with a token that `key` signed now.
+    async fn status_with(&self, key: &IdpKey) -> (u16, String) {
+        let token = key.sign(&idp_claims(&self.cert, self.now()));
+        let client = AgentClient::new(&self.pki, &self.cert, self.warden.addr);
+        let r = get_with(&client, Some(&format!("Bearer {token}"))).await;
+        (r.status, r.error())
+    }
+}
+
+#[tokio::test]
+async fn every_algorithm_verifies_from_a_rotating_jwks_url() {
+    let clock = Clock::fixed(time::OffsetDateTime::now_utc().unix_timestamp() * 1000);
+    let keys: Vec<IdpKey> = [
+        (Algorithm::ES256, "es256-1"),
+        (Algorithm::ES384, "es384-1"),
+        (Algorithm::EdDSA, "ed-1"),
+        (Algorithm::RS256, "rs256-1"),
+        (Algorithm::PS256, "ps256-1"),
+    ]
+    .into_iter()
+    .map(|(alg, kid)| IdpKey::generate(alg, kid))
+    .collect();
+    let r = Remote::start(&keys.iter().collect::<Vec<_>>(), "1h", clock.clone()).await;
+    for key in &keys {
+        assert_eq!(
+            r.status_with(key).await,
+            (200, String::new()),
+            "{:?}",
+            key.alg
+        );
+    }
+    // The set was fetched once at start (and perhaps once more by the first token, had it come
+    // before that fetch finished), not once per token.
+    let fetched = r.jwks.fetches();
+    assert!((1..=2).contains(&fetched), "{fetched} fetches");
+
+    // `explain` reads the same URL and agrees.
+    let snap = build_snapshot(&r.warden.config_path, None, 1).expect("config");
+    let token = keys[3].sign(&idp_claims(&r.cert, r.now()));
+    let req = ExplainRequest {
+        agent: agent_id("inventory-bot"),
+        method: "GET".into(),
+        url: ITEMS.into(),
+        headers: vec![format!("Authorization: Bearer {token}")],
+        source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        unix_ms: clock.now_unix_ms(),
+        cert_thumbprint: Some(thumbprint(&r.cert.issued.cert_der)),
+    };
+    let ex = explain(&snap, &req).await.expect("explainable");
+    assert_eq!(ex.reason.as_str(), "ok", "{}", ex.render());
+
+    // The provider rotates: the ES256 key is replaced. The new key's first token finds its kid
+    // missing, waits for one refresh, and passes. (Half a minute on: a token that came before
+    // the start-up fetch had finished may have used the last refresh slot.)
+    clock.advance_ms(31_000);
+    let rotated = IdpKey::generate(Algorithm::ES256, "es256-2");
+    let mut published: Vec<&IdpKey> = keys[1..].iter().collect();
+    published.push(&rotated);
+    r.jwks.publish(&published);
+    let before = r.jwks.fetches();
+    assert_eq!(r.status_with(&rotated).await, (200, String::new()));
+    assert_eq!(
+        r.jwks.fetches(),
+        before + 1,
+        "one refresh for the unknown kid"
+    );
+
+    // The retired key is gone from the refreshed set, and its kid cannot force another fetch
+    // within 30 s.
+    assert_eq!(r.status_with(&keys[0]).await, (401, "token_invalid".into()));
+    let next = IdpKey::generate(Algorithm::PS256, "ps256-2");
+    published.push(&next);
+    r.jwks.publish(&published);
+    assert_eq!(r.status_with(&next).await, (401, "token_invalid".into()));
+    assert_eq!(
+        r.jwks.fetches(),
+        before + 1,
+        "misses within 30 s do not refetch"
+    );
+    clock.advance_ms(31_000);
+    assert_eq!(r.status_with(&next).await, (200, String::new()));
+    assert_eq!(r.jwks.fetches(), before + 2);
+}
+
+#[tokio::test]
+async fn cached_keys_outlive_an_unreachable_issuer() {
+    let key = IdpKey::generate(Algorithm::RS256, "rs-1");
+    let r = Remote::start(&[&key], "1s", Clock::system()).await;
+    assert_eq!(r.status_with(&key).await, (200, String::new()));
+
+    // The issuer goes away: background refreshes fail, tokens keep verifying.
+    r.jwks.set_down(true);
+    let seen = r.jwks.fetches();
+    let failed = r
+        .jwks
+        .wait_fetches_above(seen, Duration::from_secs(10))
+        .await;
+    r.jwks
+        .wait_fetches_above(failed, Duration::from_secs(10))
+        .await;
+    assert_eq!(r.status_with(&key).await, (200, String::new()));
+    // A token with an unknown kid meanwhile is refused, not waved through.
+    let stranger = IdpKey::generate(Algorithm::RS256, "rs-unknown");
+    assert_eq!(
+        r.status_with(&stranger).await,
+        (401, "token_invalid".into())
+    );
+
+    // Back, with the key retired: the next background refresh drops it.
+    let successor = IdpKey::generate(Algorithm::RS256, "rs-2");
+    r.jwks.publish(&[&successor]);
+    r.jwks.set_down(false);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while r.status_with(&key).await.0 == 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the retired key is still accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(r.status_with(&successor).await, (200, String::new()));
+}
+
+#[tokio::test]
+async fn token_key_files_are_watched() {
+    let pki = TestPki::new();
+    let upstream = upstream::start().await;
+    commands::token_keygen(pki.path(), false, &mut Vec::new()).expect("keygen");
+    let yaml = config(&pki, &upstream.url(), false, true);
+    let path = write_config(&pki, "warden.yaml", &yaml);
+    let options = StartOptions {
+        clock: Clock::system(),
+        watch_files: true,
+    };
+    let warden = start_warden_at(&path, options).await;
+    let cert = pki.agent("inventory-bot");
+    let client = AgentClient::new(&pki, &cert, warden.addr);
+    let sign = |key: &SigningKey| {
+        let token = mint_token(
+            key,
+            &cert.issued.cert_der,
+            &MintOptions::new(agent_id("inventory-bot")),
+        );
+        format!("Bearer {}", token.expect("mint"))
+    };
+    let old = SigningKey::from_pem(
+        &std::fs::read_to_string(pki.path().join(store::TOKEN_KEY)).expect("key"),
+    )
+    .expect("key");
+    assert_eq!(get_with(&client, Some(&sign(&old))).await.status, 200);
+
+    // The issuer's public key file is replaced (as a rotation would): no signal, no API call.
+    let (new_private, new_public) = generate_signing_pair(true).expect("pair");
+    let new = SigningKey::from_pem(&new_private).expect("key");
+    let tmp = pki.path().join("token-pub.pem.tmp");
+    std::fs::write(&tmp, new_public).expect("write");
+    std::fs::rename(&tmp, pki.path().join(store::TOKEN_PUB)).expect("rename");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_with(&client, Some(&sign(&new))).await.status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the new key file was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = get_with(&client, Some(&sign(&old))).await;
+    assert_eq!((r.status, r.error().as_str()), (401, "token_invalid"));
+    let m = warden.metrics();
+    assert!(
+        m.contains(r#"warden_config_reloads_total{result="ok"} 1"#),
+        "{m}"
     );
 }

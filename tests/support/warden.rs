@@ -78,17 +78,20 @@ pub async fn start_warden(pki: &TestPki, yaml: &str) -> TestWarden {
 }
 
 pub async fn start_warden_with(pki: &TestPki, yaml: &str, clock: Clock) -> TestWarden {
+    let options = StartOptions {
+        clock,
+        watch_files: false,
+    };
+    start_warden_at(&write_config(pki, "warden.yaml", yaml), options).await
+}
+
+/// Starts warden in this process on the config file at `config_path`.
+pub async fn start_warden_at(config_path: &Path, options: StartOptions) -> TestWarden {
     super::init_crypto();
-    let config_path = write_config(pki, "warden.yaml", yaml);
-    let running = start(
-        &config_path,
-        StartOptions {
-            clock,
-            watch_files: false,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("warden did not start: {e}"));
+    let config_path = config_path.to_path_buf();
+    let running = start(&config_path, options)
+        .await
+        .unwrap_or_else(|e| panic!("warden did not start: {e}"));
     let addr = running.agent_addr;
     let admin = running.admin_addr.expect("admin listener");
     TestWarden {

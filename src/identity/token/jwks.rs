@@ -49,6 +49,8 @@ pub struct RemoteJwks {
     fetching: tokio::sync::Mutex<()>,
     /// Fetches finished (either way); a waiter that sees it move knows a fetch happened.
     fetches: AtomicU64,
+    /// Fetches that brought a new set; the background skips a round that one already covered.
+    successes: AtomicU64,
     /// Caller's Unix seconds of the last refresh a miss started.
     last_miss: AtomicI64,
 }
@@ -93,6 +95,7 @@ impl RemoteJwks {
             keys: ArcSwap::new(keys),
             fetching: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
             last_miss: AtomicI64::new(NEVER),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -134,9 +137,13 @@ impl RemoteJwks {
         }
     }
 
-    /// A background refresh; returns whether it succeeded.
-    async fn refresh(&self) -> bool {
+    /// A background refresh, unless a set newer than `seen_ok` arrived meanwhile; returns
+    /// whether the keys are fresh.
+    async fn refresh(&self, seen_ok: u64) -> bool {
         let _fetching = self.fetching.lock().await;
+        if self.successes.load(Ordering::Acquire) != seen_ok {
+            return true;
+        }
         self.fetch_and_store().await
     }
 
@@ -150,6 +157,7 @@ impl RemoteJwks {
             Ok(keys) => {
                 tracing::debug!(issuer = %self.issuer, url = %self.url, keys = keys.len(), "JWKS refreshed");
                 self.keys.store(Arc::new(keys));
+                self.successes.fetch_add(1, Ordering::AcqRel);
                 true
             }
             Err(e) => {
@@ -193,12 +201,15 @@ impl RemoteJwks {
 /// Refreshes every `refresh` (sooner after a failure) while anything still holds the set.
 async fn background(remote: Weak<RemoteJwks>, initial: Duration) {
     let mut delay = initial;
+    let mut seen_ok = 0;
     loop {
         tokio::time::sleep(delay).await;
         let Some(remote) = remote.upgrade() else {
             return;
         };
-        delay = if remote.refresh().await {
+        let fresh = remote.refresh(seen_ok).await;
+        seen_ok = remote.successes.load(Ordering::Acquire);
+        delay = if fresh {
             remote.refresh
         } else {
             remote.refresh.min(RETRY_AFTER_FAILURE)
