@@ -116,11 +116,26 @@ impl WardenProcess {
     }
 
     pub fn spawn_with(config: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        Self::spawn_env(config, extra, &[("WARDEN_LOG", Some("warden=info"))])
+    }
+
+    /// With environment variables set (`Some`) or removed (`None`); `RUST_LOG` is removed
+    /// unless given, so the test's own environment does not leak in.
+    pub fn spawn_env(config: &Path, extra: &[&str], env: &[(&str, Option<&str>)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+        command
             .args(["serve", "--config"])
             .arg(config)
             .args(extra)
-            .env("WARDEN_LOG", "warden=info")
+            .env_remove("RUST_LOG")
+            .env_remove("WARDEN_LOG");
+        for (name, value) in env {
+            match value {
+                Some(v) => command.env(name, v),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -143,6 +158,15 @@ impl WardenProcess {
                 let _ = child.kill();
                 panic!("warden did not start: {:?}", lines.lock().unwrap());
             });
+        // A JSON log line carries the same fields as keys.
+        let line = match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(json) => format!(
+                "agent_addr={} admin={}",
+                json["agent_addr"].as_str().unwrap_or(""),
+                json["admin"].as_str().unwrap_or("")
+            ),
+            Err(_) => line,
+        };
         let field = |name: &str| -> Option<SocketAddr> {
             let start = line.find(name)? + name.len();
             let rest = &line[start..];
