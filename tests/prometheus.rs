@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const NEEDS_PROMETHEUS: &str = "needs Prometheus (apt-get install prometheus); run by .ci/run";
 
 /// The metric names of the contract (SPEC section 5).
-const CONTRACT_METRICS: [&str; 10] = [
+const CONTRACT_METRICS: [&str; 13] = [
     "warden_requests_total",
     "warden_request_duration_seconds",
     "warden_upstream_duration_seconds",
@@ -37,7 +37,25 @@ const CONTRACT_METRICS: [&str; 10] = [
     "warden_active_connections",
     "warden_config_reloads_total",
     "warden_audit_records_total",
+    "warden_build_info",
+    "warden_certificate_expiry_timestamp_seconds",
+    "warden_upstream_connections",
 ];
+
+/// The standard process metrics, read from /proc.
+const PROCESS_METRICS: [&str; 6] = [
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+];
+
+/// A pool no config names, whose gauges the test sets itself: the pools report
+/// `warden_upstream_connections` as they open and close connections, and a short test cannot
+/// rely on a saturated one.
+const PROBE_POOL: &str = "pool-probe";
 
 const ANOMALY_GAUGE: &str = "warden_agent_anomaly_score";
 
@@ -191,6 +209,23 @@ fn dashboard_is_well_formed() {
     for name in CONTRACT_METRICS {
         assert!(all.contains(name), "no panel shows {name}");
     }
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "warden_upstream_max_connections",
+    ] {
+        assert!(all.contains(name), "no panel shows {name}");
+    }
+    // Process metrics carry generic names: each panel keeps to warden's own targets.
+    for (title, expr) in &exprs {
+        if expr.contains("process_") {
+            assert!(
+                expr.contains("and on (job, instance) warden_build_info"),
+                "{title}: {expr} would show every process Prometheus scrapes"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,6 +325,16 @@ async fn start_with_traffic() -> (Standard, Fleet) {
     failed_reload(&s).await;
     let (status, body) = admin_request(s.warden.admin, "POST", "/reload", None).await;
     assert_eq!(status, 200, "reload: {body}");
+    let m = &s.warden.running.runtime.metrics;
+    m.upstream_connections
+        .with_label_values(&[PROBE_POOL, "busy"])
+        .set(95);
+    m.upstream_connections
+        .with_label_values(&[PROBE_POOL, "idle"])
+        .set(5);
+    m.upstream_max_connections
+        .with_label_values(&[PROBE_POOL])
+        .set(100);
     (s, fleet)
 }
 
@@ -371,7 +416,7 @@ async fn metrics_pass_promtool_and_name_the_contract() {
         "promtool check metrics:\n{findings}\n--- metrics:\n{text}"
     );
     let has = |name: &str| text.lines().any(|l| l.starts_with(name));
-    for name in CONTRACT_METRICS {
+    for name in CONTRACT_METRICS.iter().chain(&PROCESS_METRICS) {
         assert!(has(name), "{name} missing from /metrics:\n{text}");
     }
     for series in [
@@ -386,6 +431,14 @@ async fn metrics_pass_promtool_and_name_the_contract() {
             r#"warden_agent_quarantined{{agent="{}"}} 1"#,
             agent_id("staging-bot")
         ),
+        &format!(
+            r#"warden_build_info{{version="{}"}} 1"#,
+            env!("CARGO_PKG_VERSION")
+        ),
+        r#"which="server""#,
+        r#"which="client_ca""#,
+        r#"which="crl_next_update""#,
+        r#"warden_request_duration_seconds_bucket{decision="allow",upstream="inventory",le="120"}"#,
     ] {
         assert!(
             text.contains(series),
@@ -401,6 +454,11 @@ fn shipped_rules_and_example_config_pass_promtool() {
     let rules = rules_path();
     let (code, out) = promtool(&["check", "rules", &rules.to_string_lossy()], None);
     assert_eq!(code, 0, "promtool check rules:\n{out}");
+    assert!(out.contains("SUCCESS"), "{out}");
+    // The rules' own unit tests: certificate expiry, CRL, pool saturation fire when they should.
+    let tests = repo_file("config/prometheus/warden-rules.test.yaml");
+    let (code, out) = promtool(&["test", "rules", &tests.to_string_lossy()], None);
+    assert_eq!(code, 0, "promtool test rules:\n{out}");
     assert!(out.contains("SUCCESS"), "{out}");
     let example = repo_file("config/prometheus/prometheus.yml");
     let (code, out) = promtool(&["check", "config", &example.to_string_lossy()], None);
@@ -680,6 +738,27 @@ async fn dashboard_queries_and_alert_rules_work_against_prometheus() {
             .iter()
             .any(|a| a["metric"]["agent"] == agent_id("staging-bot").as_str()),
         "{quarantined:?}"
+    );
+
+    // The test PKI's certificates live a day and the probe pool is 95% busy: both alerts are
+    // on their way (pending for their `for:`; `promtool test rules` covers the firing).
+    let pending = vec![
+        (
+            "certificate expiry".to_string(),
+            r#"ALERTS{alertname="WardenCertificateExpiresSoon", which="server"}"#.to_string(),
+        ),
+        (
+            "pool saturation".to_string(),
+            format!(
+                r#"ALERTS{{alertname="WardenUpstreamPoolSaturated", upstream="{PROBE_POOL}"}}"#
+            ),
+        ),
+    ];
+    let silent = until_all_have_data(&prom, pending, deadline).await;
+    assert!(
+        silent.is_empty(),
+        "alerts not raised: {silent:?}\n{}",
+        prom.log()
     );
 
     traffic.finish().await;
