@@ -112,7 +112,12 @@ fn repo_file(rel: &str) -> String {
 fn the_container_config_passes_check_with_its_mounts() {
     let dir = tempfile::tempdir().unwrap();
     let init = warden(dir.path(), &["certs", "init", "--dir", "certs"]);
-    assert_eq!(init.status.code(), Some(0), "{}", String::from_utf8_lossy(&init.stderr));
+    assert_eq!(
+        init.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     std::fs::write(dir.path().join("admin-token"), "a-long-random-token\n").unwrap();
     let shipped = repo_file("config/container.yaml");
     for line in [
@@ -120,11 +125,20 @@ fn the_container_config_passes_check_with_its_mounts() {
         "  listen: 0.0.0.0:9901",
         "  token_file: /run/secrets/warden-admin-token",
     ] {
-        assert!(shipped.lines().any(|l| l == line), "container.yaml lacks `{line}`");
+        assert!(
+            shipped.lines().any(|l| l == line),
+            "container.yaml lacks `{line}`"
+        );
     }
-    assert!(shipped.contains("\n  log_format: json"), "container.yaml logs text");
+    assert!(
+        shipped.contains("\n  log_format: json"),
+        "container.yaml logs text"
+    );
     let mounted = shipped
-        .replace("/etc/warden/certs", &dir.path().join("certs").display().to_string())
+        .replace(
+            "/etc/warden/certs",
+            &dir.path().join("certs").display().to_string(),
+        )
         .replace(
             "/run/secrets/warden-admin-token",
             &dir.path().join("admin-token").display().to_string(),
@@ -173,6 +187,9 @@ fn the_dockerfile_pins_its_bases_and_checks_its_health() {
     }
     let ignore = repo_file(".dockerignore");
     for entry in ["target/", ".git/", "certs/", "*.pem"] {
-        assert!(ignore.lines().any(|l| l == entry), ".dockerignore lacks {entry}");
+        assert!(
+            ignore.lines().any(|l| l == entry),
+            ".dockerignore lacks {entry}"
+        );
     }
 }

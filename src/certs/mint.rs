@@ -1,12 +1,15 @@
 //! Development tokens: a JWT for one agent, bound to one certificate (RFC 8705 `cnf.x5t#S256`),
-//! signed with an ES256 (P-256) or EdDSA (Ed25519) PKCS#8 key.
+//! signed with a PKCS#8 key: ES256 (P-256), ES384 (P-384), EdDSA (Ed25519) or RS256 (RSA).
 
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ED25519};
+use rcgen::{
+    KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519, PKCS_RSA_SHA256,
+    PKCS_RSA_SHA384, PKCS_RSA_SHA512,
+};
 use serde::Serialize;
 
 use super::pki::random_bytes;
@@ -76,12 +79,28 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// P-256 keys sign ES256, Ed25519 keys EdDSA; any other key is refused.
+    /// P-256 keys sign ES256, P-384 keys ES384, Ed25519 keys EdDSA, RSA keys RS256; any other
+    /// key is refused.
     pub fn from_pem(pem: &str) -> Result<SigningKey, CertsError> {
         let pair = KeyPair::from_pem(pem).map_err(|_| {
             CertsError::Token("unreadable private key (PKCS#8 PEM expected)".into())
         })?;
         let der = pair.serialize_der();
+        let unusable =
+            |e: jsonwebtoken::errors::Error| CertsError::Token(format!("unusable key: {e}"));
+        if pair.algorithm() == &PKCS_ECDSA_P384_SHA384 {
+            return Ok(SigningKey {
+                key: EncodingKey::from_ec_pem(pem.as_bytes()).map_err(unusable)?,
+                alg: Algorithm::ES384,
+            });
+        }
+        let rsa = [&PKCS_RSA_SHA256, &PKCS_RSA_SHA384, &PKCS_RSA_SHA512];
+        if rsa.contains(&pair.algorithm()) {
+            return Ok(SigningKey {
+                key: EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(unusable)?,
+                alg: Algorithm::RS256,
+            });
+        }
         if pair.algorithm() == &PKCS_ECDSA_P256_SHA256 {
             Ok(SigningKey {
                 key: EncodingKey::from_ec_der(&der),
@@ -94,7 +113,7 @@ impl SigningKey {
             })
         } else {
             Err(CertsError::Token(
-                "unsupported key type: use an EC P-256 or Ed25519 key".into(),
+                "unsupported key type: use an EC P-256 or P-384, Ed25519 or RSA key".into(),
             ))
         }
     }
