@@ -19,9 +19,8 @@ use warden::app::StartOptions;
 use warden::certs::mint::{generate_signing_pair, mint_token, MintOptions, SigningKey};
 use warden::certs::{commands, store};
 use warden::clock::Clock;
-use warden::config::reload::build_snapshot;
 use warden::explain::{explain, ExplainRequest};
-use warden::identity::agent_id::thumbprint;
+use warden::snapshot::build_snapshot;
 
 const ITEMS: &str = "/inventory/items";
 
@@ -159,13 +158,13 @@ async fn explained(
             .collect(),
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         unix_ms: time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
-        cert_thumbprint: Some(thumbprint(&cert.issued.cert_der)),
+        cert_der: Some(cert.issued.cert_der.clone()),
+        ..ExplainRequest::default()
     };
     explain(&snap, &req)
         .await
         .expect("explainable")
-        .reason
-        .as_str()
+        .reason_str()
         .to_string()
 }
 
@@ -417,10 +416,11 @@ async fn every_algorithm_verifies_from_a_rotating_jwks_url() {
         headers: vec![format!("Authorization: Bearer {token}")],
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         unix_ms: clock.now_unix_ms(),
-        cert_thumbprint: Some(thumbprint(&r.cert.issued.cert_der)),
+        cert_der: Some(r.cert.issued.cert_der.clone()),
+        ..ExplainRequest::default()
     };
     let ex = explain(&snap, &req).await.expect("explainable");
-    assert_eq!(ex.reason.as_str(), "ok", "{}", ex.render());
+    assert_eq!(ex.reason_str(), "ok", "{}", ex.render());
 
     // The provider rotates: the ES256 key is replaced. The new key's first token finds its kid
     // missing, waits for one refresh, and passes. (Half a minute on: a token that came before

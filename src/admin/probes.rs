@@ -22,15 +22,25 @@ pub fn answer(rt: &Runtime, method: &Method, path: &str) -> Option<AdminResp> {
     }
     match path {
         "/healthz" => Some(respond(StatusCode::OK, "text/plain", "ok\n")),
-        "/readyz" if rt.readiness.is_ready() => {
-            Some(respond(StatusCode::OK, "text/plain", "ready\n"))
-        }
-        "/readyz" => Some(respond(
+        "/readyz" => Some(readyz(rt)),
+        _ => None,
+    }
+}
+
+fn readyz(rt: &Runtime) -> AdminResp {
+    let mut reasons = rt.readiness.reasons();
+    // A fleet in closed mode without its shared store refuses every request: ready for none.
+    if rt.cluster().is_some_and(|c| c.refuses()) {
+        reasons.push("cluster unavailable".to_owned());
+    }
+    if reasons.is_empty() {
+        respond(StatusCode::OK, "text/plain", "ready\n")
+    } else {
+        respond(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
-            format!("not ready: {}\n", rt.readiness.reasons().join(", ")),
-        )),
-        _ => None,
+            format!("not ready: {}\n", reasons.join(", ")),
+        )
     }
 }
 

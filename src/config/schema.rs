@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::units::{ByteSize, Dur};
+pub use crate::anomaly::AnomalyAction;
+pub use crate::cluster::FailureMode;
+pub use crate::decision::Mode;
 pub use crate::telemetry::logging::LogFormat;
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -36,6 +39,8 @@ pub struct ConfigFile {
     pub telemetry: TelemetrySection,
     #[serde(default)]
     pub anomaly: AnomalySection,
+    #[serde(default)]
+    pub cluster: Option<ClusterSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,14 +106,6 @@ pub struct IssuerSection {
     pub jwks_refresh: Option<Dur>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    #[default]
-    Enforce,
-    Shadow,
-}
-
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
@@ -118,6 +115,12 @@ pub struct LimitsSection {
     pub request_timeout: Option<Dur>,
     pub max_request_header_bytes: Option<ByteSize>,
     pub max_request_body_bytes: Option<ByteSize>,
+    pub handshake_timeout: Option<Dur>,
+    pub max_pending_handshakes: Option<usize>,
+    pub max_in_flight_per_agent: Option<usize>,
+    pub max_streams_per_connection: Option<u32>,
+    pub body_stall_timeout: Option<Dur>,
+    pub max_rpc_bytes: Option<ByteSize>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -130,6 +133,15 @@ pub struct UpstreamSection {
     pub connect_timeout: Option<Dur>,
     #[serde(default)]
     pub timeout: Option<Dur>,
+    /// Pooled connections to this upstream; past it requests wait up to `connect_timeout`.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Speak HTTP/2 to it (h2 by ALPN over TLS, prior knowledge over plain http).
+    #[serde(default)]
+    pub http2: bool,
+    /// Allow bodies on GET/HEAD/OPTIONS; such requests use a connection closed after them.
+    #[serde(default)]
+    pub bodies_on_get: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -233,14 +245,6 @@ pub struct TelemetrySection {
     pub log_format: Option<LogFormat>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AnomalyAction {
-    #[default]
-    Alert,
-    Quarantine,
-}
-
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalySection {
@@ -254,4 +258,16 @@ pub struct AnomalySection {
     pub action: AnomalyAction,
     #[serde(default)]
     pub quarantine_for: Option<Dur>,
+}
+
+/// State shared by many replicas (SPEC section 8).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// `redis://host:port` or `rediss://` for TLS.
+    pub redis: String,
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    #[serde(default)]
+    pub failure_mode: FailureMode,
 }

@@ -8,7 +8,9 @@ pub mod fixture;
 pub mod jwks;
 pub mod keepalive;
 pub mod pki;
+pub mod redis;
 pub mod upstream;
+pub mod wait;
 pub mod warden;
 
 pub fn init_crypto() {

@@ -7,7 +7,6 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
 use super::TokenError;
-use crate::identity::agent_id::normalize_spiffe_id;
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -103,7 +102,8 @@ impl Claims {
         if !self.aud.as_ref().is_some_and(|aud| aud.contains(audience)) {
             return Err(invalid("wrong audience"));
         }
-        if self.sub.as_deref().map(normalize_spiffe_id).as_deref() != Some(agent_id) {
+        // Identities are compared byte for byte, never folded.
+        if self.sub.as_deref() != Some(agent_id) {
             return Err(invalid("token for another agent"));
         }
         let exp = self

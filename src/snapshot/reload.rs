@@ -13,8 +13,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use super::compile::{compile, Snapshot};
-use super::load::ConfigError;
-use super::validate::load_and_validate;
+use crate::config::load::ConfigError;
+use crate::config::validate::load_and_validate;
 use crate::telemetry::cert_expiry;
 use crate::telemetry::metrics::Metrics;
 
@@ -50,7 +50,7 @@ impl ConfigHandle {
     pub fn load(path: &Path, metrics: Arc<Metrics>) -> Result<Self, Vec<ConfigError>> {
         let snap = build_snapshot(path, None, 1)?;
         metrics.set_max_agent_series(snap.telemetry.max_agent_series);
-        metrics.set_certificate_expiry(&cert_expiry::read(&snap.files.expiry));
+        metrics.set_certificate_expiry(&cert_expiry::read(&snap.expiry_files));
         let (changed, _) = watch::channel(1);
         Ok(ConfigHandle {
             current: ArcSwap::from_pointee(snap),
@@ -69,6 +69,11 @@ impl ConfigHandle {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The `cluster` block the running config started with.
+    pub fn cluster_settings(&self) -> Option<crate::cluster::ClusterSettings> {
+        self.snapshot().cluster.clone()
     }
 
     /// Notified with the new generation after each successful reload.
@@ -93,7 +98,7 @@ impl ConfigHandle {
                 self.metrics
                     .set_max_agent_series(snap.telemetry.max_agent_series);
                 self.metrics
-                    .set_certificate_expiry(&cert_expiry::read(&snap.files.expiry));
+                    .set_certificate_expiry(&cert_expiry::read(&snap.expiry_files));
                 self.generation.store(generation, Ordering::Relaxed);
                 self.current.store(Arc::new(snap));
                 self.metrics.config_reloads.with_label_values(&["ok"]).inc();
@@ -118,7 +123,7 @@ impl ConfigHandle {
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let snap = self.snapshot();
         let mut files = vec![self.path.clone()];
-        files.extend(snap.files.watched.iter().cloned());
+        files.extend(snap.watched_files.iter().cloned());
         files
     }
 }
