@@ -283,3 +283,41 @@ fn token_mint_refuses_a_certificate_of_another_agent() {
     .expect_err("mismatch");
     assert!(err.to_string().contains("belongs to"), "{err}");
 }
+
+#[test]
+fn development_tokens_can_be_minted_with_rsa_and_p384_keys() {
+    use crate::certs::mint::{mint_token, MintOptions, SigningKey};
+    use rcgen::{KeyPair, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256};
+    let dir = tempfile::tempdir().expect("tmp");
+    let rsa = KeyPair::generate_for(&PKCS_RSA_SHA256).expect("rsa");
+    let p384 = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).expect("p384");
+    let both = format!("{}{}", rsa.public_key_pem(), p384.public_key_pem());
+    std::fs::write(dir.path().join("pub.pem"), both).expect("write");
+    let settings = TokenSettings {
+        audience: DEFAULT_AUDIENCE.to_owned(),
+        issuers: vec![IssuerSettings {
+            name: DEFAULT_ISSUER.to_owned(),
+            keys: KeySource::Pem(PathBuf::from("pub.pem")),
+        }],
+        leeway: DEFAULT_LEEWAY,
+        forward: false,
+        required: true,
+    };
+    let verifier = TokenVerifier::new(&settings, dir.path(), None).expect("verifier");
+    let cert = b"not really a certificate, only hashed";
+    let bound = crate::identity::agent_id::thumbprint(cert);
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    for (pair, alg) in [
+        (&rsa, jsonwebtoken::Algorithm::RS256),
+        (&p384, jsonwebtoken::Algorithm::ES384),
+    ] {
+        let key = SigningKey::from_pem(&pair.serialize_pem()).expect("signing key");
+        assert_eq!(key.algorithm(), alg);
+        let token = mint_token(&key, cert, &MintOptions::new(AGENT)).expect("mint");
+        let value = http::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+        assert_eq!(
+            verifier.verify_cached(Some(&value), AGENT, &bound, now),
+            Ok(())
+        );
+    }
+}

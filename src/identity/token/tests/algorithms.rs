@@ -121,27 +121,3 @@ fn jwks_keys_of_every_algorithm_are_chosen_by_kid_and_pinned_by_alg() {
     .expect_err("no usable key");
     assert!(err.contains("no usable signature key"), "{err}");
 }
-
-#[test]
-fn development_tokens_can_be_minted_with_rsa_and_p384_keys() {
-    use crate::certs::mint::{mint_token, MintOptions, SigningKey};
-    let f = Fixture::new();
-    let k = keys();
-    let pem = format!("{}{}", k.rsa.public_key_pem(), k.p384.public_key_pem());
-    let path = f.write("both.pem", &pem);
-    let v = f.verifier_with(vec![issuer("agent-auth", path.to_str(), None)]);
-    let cert = b"not really a certificate, only hashed";
-    let expect = crate::identity::agent_id::thumbprint(cert);
-    for (pair, alg) in [(&k.rsa, Algorithm::RS256), (&k.p384, Algorithm::ES384)] {
-        let key = SigningKey::from_pem(&pair.serialize_pem()).expect("signing key");
-        assert_eq!(key.algorithm(), alg);
-        let mut options = MintOptions::new(AGENT);
-        options.now_unix = NOW;
-        let token = mint_token(&key, cert, &options).expect("mint");
-        let header = bearer(&token);
-        assert_eq!(
-            block_on(v.verify(Some(&header), AGENT, &expect, NOW)),
-            Ok(())
-        );
-    }
-}
