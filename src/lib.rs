@@ -20,5 +20,6 @@ pub mod forward;
 pub mod identity;
 pub mod route;
 pub mod server;
+pub mod suggest;
 pub mod telemetry;
 pub mod tls;
