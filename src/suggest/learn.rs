@@ -158,10 +158,7 @@ pub fn rules_for(upstream: &str, used: &UpstreamUse) -> Vec<RuleSpec> {
         .collect();
     // Most-used shapes read first: sort rules by their first path.
     rules.sort_by(|a, b| a.paths.cmp(&b.paths));
-    for (path, mut r) in rpc {
-        if r.http_methods.contains("GET") {
-            r.http_methods.remove("HEAD");
-        }
+    for (path, r) in rpc {
         rules.push(RuleSpec {
             upstream: upstream.to_string(),
             methods: r.http_methods.iter().cloned().collect(),
@@ -265,7 +262,7 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (s(&["GET"]), s(&["/inventory/items"])),
+                (s(&["GET", "HEAD"]), s(&["/inventory/items"])),
                 (s(&["GET", "PUT"]), s(&["/inventory/items/*"])),
                 (s(&["POST"]), s(&["/inventory/orders"])),
             ]

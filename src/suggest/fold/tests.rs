@@ -58,7 +58,7 @@ fn siblings_fold_even_when_they_arrive_after_the_fold() {
 }
 
 #[test]
-fn methods_stay_with_their_pattern_and_get_covers_head() {
+fn methods_stay_with_their_pattern() {
     assert_eq!(
         patterns(&[
             ("GET", "/a/1"),
