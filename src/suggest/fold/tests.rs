@@ -71,7 +71,7 @@ fn methods_stay_with_their_pattern() {
             ("/".to_string(), vec!["POST".to_string()]),
             (
                 "/a/*".to_string(),
-                vec!["DELETE".to_string(), "GET".to_string()]
+                vec!["DELETE".to_string(), "GET".to_string(), "HEAD".to_string()]
             ),
             ("/b".to_string(), vec!["HEAD".to_string()]),
         ]
