@@ -7,12 +7,11 @@ use std::net::IpAddr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use http::{HeaderMap, HeaderValue, Method, Uri, Version};
-use warden::authz::decide::{decide_request, shape_request, RequestFacts};
-use warden::authz::Outcome;
-use warden::clock::UtcMoment;
-use warden::config::compile::Snapshot;
 use warden::decision::Reason;
+use warden::ids::AgentId;
+use warden::pipeline::{decide, Caller, GivenAdmission, RequestParts};
 use warden::route::normalize::normalize_target;
+use warden::snapshot::Snapshot;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -22,11 +21,12 @@ use common::{agent_roles, allow_per_role, allow_rule, role_upstreams, Spec};
 /// One request as hyper hands it over, with the answer it must get.
 struct Probe {
     name: &'static str,
-    agent: String,
+    agent: AgentId,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    expect: Reason,
+    /// `None`: allowed.
+    expect: Option<Reason>,
 }
 
 /// Monday 2026-11-23 10:00 UTC: inside office hours, so conditions are decided on their merits.
@@ -36,20 +36,29 @@ fn source_ip() -> IpAddr {
     IpAddr::from([10, 1, 2, 3])
 }
 
-/// The whole decision for one request, as the request path runs it after the handshake.
-fn decide(snap: &Snapshot, p: &Probe) -> Option<Outcome> {
-    let agent = snap.agents.lookup(&p.agent)?;
-    let shaped = shape_request(Version::HTTP_11, &p.uri, &p.headers).ok()?;
-    let facts = RequestFacts {
-        method: &p.method,
-        host: shaped.host.as_deref(),
-        absolute_form: shaped.absolute_form,
-        path: &shaped.target.path,
-        headers: &p.headers,
-        source_ip: source_ip(),
-        moment: UtcMoment::from_unix_ms(MOMENT_MS),
+/// The whole decision for one request, as the request path runs it after the handshake: the
+/// pipeline `serve` calls, with admission state given (admitted).
+fn decide_one(snap: &Snapshot, p: &Probe) -> Option<Reason> {
+    let caller = Caller::Agent {
+        id: &p.agent,
+        thumbprint: Some(&[0; 32]),
     };
-    Some(decide_request(snap, agent, &facts))
+    let mut admission = GivenAdmission {
+        quarantined: Some(false),
+        rate_limited: Some(false),
+        concurrency_limited: Some(false),
+    };
+    let parts = RequestParts {
+        method: &p.method,
+        uri: &p.uri,
+        version: Version::HTTP_11,
+        headers: &p.headers,
+        has_body: false,
+        source_ip: source_ip(),
+        now_ms: MOMENT_MS,
+    };
+    let decided = common::ready(decide(snap, &caller, &mut admission, &parts));
+    decided.err().map(|r| r.reason)
 }
 
 /// A concrete path a pattern matches.
@@ -57,14 +66,20 @@ fn instantiate(pattern: &str) -> String {
     pattern.replace("**", "a/b").replace('*', "42")
 }
 
-fn probe(name: &'static str, agent: &str, method: Method, path: &str, expect: Reason) -> Probe {
+fn probe(
+    name: &'static str,
+    agent: &str,
+    method: Method,
+    path: &str,
+    expect: Option<Reason>,
+) -> Probe {
     let mut headers = HeaderMap::new();
     headers.insert(http::header::HOST, HeaderValue::from_static("api.internal"));
     headers.insert("x-purpose", HeaderValue::from_static("restock"));
     headers.insert("user-agent", HeaderValue::from_static("agent-sdk/1.4"));
     Probe {
         name,
-        agent: agent.to_string(),
+        agent: AgentId::parse(agent).expect("agent id"),
         method,
         uri: path.parse().expect("probe uri"),
         headers,
@@ -109,35 +124,35 @@ fn probes(spec: &Spec) -> Vec<Probe> {
             &id,
             method(first.methods),
             &format!("{}?limit=10", instantiate(&first.path)),
-            Reason::Ok,
+            None,
         ),
         probe(
             "allowed_last_rule",
             &id,
             method(late.methods),
             &instantiate(&late.path),
-            Reason::Ok,
+            None,
         ),
         probe(
             "denied",
             &id,
             Method::GET,
             &format!("/svc{first_up}/admin/users"),
-            Reason::Denied,
+            Some(Reason::Denied),
         ),
         probe(
             "no_matching_rule",
             &id,
             Method::GET,
             &format!("/svc{first_up}/unknown/1"),
-            Reason::NoMatchingRule,
+            Some(Reason::NoMatchingRule),
         ),
         probe(
             "segmentation",
             &id,
             Method::GET,
             &format!("/svc{outside}/orders/1"),
-            Reason::Segmentation,
+            Some(Reason::Segmentation),
         ),
     ]
 }
@@ -147,29 +162,22 @@ fn bench_config(c: &mut Criterion, label: &str, spec: Spec) {
     let snap = common::load(&generated.config);
     let probes = probes(&spec);
     for p in &probes {
-        let got = decide(&snap, p).map(|o| o.reason);
-        assert_eq!(
-            got,
-            Some(p.expect),
-            "{label}/{}: {} {}",
-            p.name,
-            p.method,
-            p.uri
-        );
+        let got = decide_one(&snap, p);
+        assert_eq!(got, p.expect, "{label}/{}: {} {}", p.name, p.method, p.uri);
     }
 
     let mut g = c.benchmark_group(format!("decision/{label}"));
     g.throughput(Throughput::Elements(1));
     for p in &probes {
         g.bench_with_input(BenchmarkId::from_parameter(p.name), p, |b, p| {
-            b.iter(|| decide(black_box(&snap), black_box(p)))
+            b.iter(|| decide_one(black_box(&snap), black_box(p)))
         });
     }
     g.throughput(Throughput::Elements(probes.len() as u64));
     g.bench_function("mix", |b| {
         b.iter(|| {
             for p in &probes {
-                black_box(decide(black_box(&snap), black_box(p)));
+                black_box(decide_one(black_box(&snap), black_box(p)));
             }
         })
     });

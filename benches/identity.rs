@@ -32,7 +32,7 @@ fn compile(c: &mut Criterion) {
 fn lookup(c: &mut Criterion) {
     let generated = common::generate(SPEC);
     let snap = common::load(&generated.config);
-    let index = &snap.agents;
+    let index = &snap.agent_index;
     assert_eq!(index.exact_count(), SPEC.agents);
     assert_eq!(index.pattern_count(), SPEC.patterns);
 
@@ -58,9 +58,10 @@ fn lookup(c: &mut Criterion) {
     let mut g = c.benchmark_group("identity/lookup");
     g.throughput(Throughput::Elements(1));
     for (name, id, known) in &cases {
-        assert_eq!(index.lookup(id).is_some(), *known, "{name}: {id}");
-        g.bench_with_input(BenchmarkId::from_parameter(name), id.as_str(), |b, id| {
-            b.iter(|| index.lookup(black_box(id)).map(|p| p.entry))
+        let id = warden::ids::AgentId::parse(id).expect("agent id");
+        assert_eq!(index.lookup(&id).is_some(), *known, "{name}: {id}");
+        g.bench_with_input(BenchmarkId::from_parameter(name), &id, |b, id| {
+            b.iter(|| index.lookup(black_box(id)))
         });
     }
     g.finish();

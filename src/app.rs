@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::load::ConfigError;
-use crate::config::reload::{spawn_reloaders, ConfigHandle};
 use crate::server::Runtime;
+use crate::snapshot::reload::{spawn_reloaders, ConfigHandle};
 use crate::telemetry::audit::{AuditLog, AuditOptions, AuditTarget};
 use crate::telemetry::metrics::Metrics;
 
@@ -149,7 +149,7 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
 
 /// Opens the audit log the config names (blocking file work, done once at start).
 fn open_audit(
-    t: &crate::config::compile::TelemetrySettings,
+    t: &crate::snapshot::TelemetrySettings,
     metrics: &Metrics,
 ) -> Result<Option<AuditLog>, AppError> {
     let Some(target) = t.audit_log.as_deref() else {

@@ -5,10 +5,12 @@ use std::fmt;
 
 use http::StatusCode;
 
-/// Why a request was refused (or `Ok`).
+use crate::ids::RoleId;
+
+/// Why a request was refused. There is no "ok" reason: an allowed request carries a permit, not
+/// a reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
-    Ok,
     NoIdentity,
     UnknownAgent,
     TokenMissing,
@@ -16,21 +18,21 @@ pub enum Reason {
     TokenNotBound,
     Quarantined,
     RateLimited,
+    ConcurrencyLimited,
     BadRequest,
+    HeadersTooLarge,
+    BodyTooLarge,
     NoRoute,
     Segmentation,
     Denied,
     NoMatchingRule,
     UpstreamUnavailable,
     UpstreamTimeout,
-    HeadersTooLarge,
-    BodyTooLarge,
-    RequestTimeout,
+    UpstreamBusy,
 }
 
 impl Reason {
     pub const ALL: [Reason; 18] = [
-        Reason::Ok,
         Reason::NoIdentity,
         Reason::UnknownAgent,
         Reason::TokenMissing,
@@ -38,21 +40,21 @@ impl Reason {
         Reason::TokenNotBound,
         Reason::Quarantined,
         Reason::RateLimited,
+        Reason::ConcurrencyLimited,
         Reason::BadRequest,
+        Reason::HeadersTooLarge,
+        Reason::BodyTooLarge,
         Reason::NoRoute,
         Reason::Segmentation,
         Reason::Denied,
         Reason::NoMatchingRule,
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
-        Reason::HeadersTooLarge,
-        Reason::BodyTooLarge,
-        Reason::RequestTimeout,
+        Reason::UpstreamBusy,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::Ok => "ok",
             Reason::NoIdentity => "no_identity",
             Reason::UnknownAgent => "unknown_agent",
             Reason::TokenMissing => "token_missing",
@@ -60,22 +62,22 @@ impl Reason {
             Reason::TokenNotBound => "token_not_bound",
             Reason::Quarantined => "quarantined",
             Reason::RateLimited => "rate_limited",
+            Reason::ConcurrencyLimited => "concurrency_limited",
             Reason::BadRequest => "bad_request",
+            Reason::HeadersTooLarge => "headers_too_large",
+            Reason::BodyTooLarge => "body_too_large",
             Reason::NoRoute => "no_route",
             Reason::Segmentation => "segmentation",
             Reason::Denied => "denied",
             Reason::NoMatchingRule => "no_matching_rule",
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
-            Reason::HeadersTooLarge => "headers_too_large",
-            Reason::BodyTooLarge => "body_too_large",
-            Reason::RequestTimeout => "request_timeout",
+            Reason::UpstreamBusy => "upstream_busy",
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
-            Reason::Ok => StatusCode::OK,
             Reason::NoIdentity
             | Reason::UnknownAgent
             | Reason::Quarantined
@@ -85,29 +87,28 @@ impl Reason {
             Reason::TokenMissing | Reason::TokenInvalid | Reason::TokenNotBound => {
                 StatusCode::UNAUTHORIZED
             }
-            Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Reason::RateLimited | Reason::ConcurrencyLimited => StatusCode::TOO_MANY_REQUESTS,
             Reason::BadRequest => StatusCode::BAD_REQUEST,
+            Reason::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reason::NoRoute => StatusCode::NOT_FOUND,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Reason::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Reason::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Reason::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// The decision layer that produces this reason (what `explain` prints).
     pub fn layer(self) -> &'static str {
         match self {
-            Reason::Ok => "rules",
             Reason::NoIdentity | Reason::UnknownAgent => "identity",
             Reason::TokenMissing | Reason::TokenInvalid | Reason::TokenNotBound => "token",
-            Reason::Quarantined | Reason::RateLimited => "admit",
+            Reason::Quarantined | Reason::RateLimited | Reason::ConcurrencyLimited => "admit",
             Reason::BadRequest | Reason::HeadersTooLarge | Reason::BodyTooLarge => "request",
             Reason::NoRoute => "route",
             Reason::Segmentation => "segmentation",
             Reason::Denied | Reason::NoMatchingRule => "rules",
-            Reason::UpstreamUnavailable | Reason::UpstreamTimeout | Reason::RequestTimeout => {
+            Reason::UpstreamUnavailable | Reason::UpstreamTimeout | Reason::UpstreamBusy => {
                 "upstream"
             }
         }
@@ -119,6 +120,7 @@ impl Reason {
             self,
             Reason::Quarantined
                 | Reason::RateLimited
+                | Reason::ConcurrencyLimited
                 | Reason::Segmentation
                 | Reason::Denied
                 | Reason::NoMatchingRule
@@ -130,6 +132,18 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The string an allowed request records where a refusal records its reason.
+pub const ALLOWED: &str = "ok";
+
+/// `enforce` decides and enforces; `shadow` decides and records, but lets steps 3-6 through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Shadow,
 }
 
 /// The verdict as recorded: enforced allow, enforced deny, or a deny that shadow mode let through.
@@ -153,7 +167,7 @@ impl Verdict {
 /// Which rule decided: `role/allow[N]` or `role/deny[N]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RuleRef {
-    pub role: u32,
+    pub role: RoleId,
     pub kind: RuleKind,
     pub index: u32,
 }

@@ -2,24 +2,42 @@
 //!
 //! A request's way through warden follows the decision order of the product contract:
 //! `accept` (TLS, identity) -> `admit` (quarantine, rate) -> `route` -> `authz` (segment, rules)
-//! -> `forward` -> record (`telemetry`, `anomaly`). Each step is a module of its own.
+//! -> `forward` -> record (`telemetry`, `anomaly`). Each step is a module of its own; the whole
+//! order is one function, `pipeline::decide`, which `serve` and `explain` share.
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod admit;
-pub mod anomaly;
-pub mod app;
-pub mod authz;
-pub mod certs;
+// Ground floor: names and values every layer shares.
 pub mod clock;
-pub mod config;
 pub mod decision;
-pub mod demo;
-pub mod explain;
-pub mod forward;
+pub mod ids;
+pub mod net;
+pub mod pattern;
+
+// Layers, in the order a request meets them; none imports a layer listed after it.
+pub mod admit;
+pub mod agents;
+pub mod anomaly;
+pub mod authz;
+pub mod headers;
 pub mod identity;
 pub mod route;
-pub mod server;
-pub mod suggest;
 pub mod telemetry;
 pub mod tls;
+pub mod upstream;
+
+// The config, compiled into the snapshot the decision reads.
+pub mod config;
+pub mod pipeline;
+pub mod snapshot;
+
+// The request's way: forward a permit; the servers that accept, decide, forward and record.
+pub mod admin;
+pub mod app;
+pub mod explain;
+pub mod forward;
+pub mod server;
+
+// Tools around the proxy.
+pub mod certs;
+pub mod demo;
+pub mod suggest;

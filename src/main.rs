@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use warden::config::reload::build_snapshot;
 use warden::config::validate::{load_and_validate, summary};
 use warden::explain::{explain, ExplainRequest};
+use warden::pipeline::GivenAdmission;
+use warden::snapshot::build_snapshot;
 
 #[derive(Parser)]
 #[command(
@@ -39,27 +40,7 @@ enum Command {
         config: PathBuf,
     },
     /// Print the decision for one request.
-    Explain {
-        #[arg(long)]
-        config: PathBuf,
-        #[arg(long)]
-        agent: String,
-        #[arg(long)]
-        method: String,
-        #[arg(long)]
-        url: String,
-        /// `Name: value`; repeatable.
-        #[arg(long = "header")]
-        headers: Vec<String>,
-        #[arg(long, default_value = "127.0.0.1")]
-        source_ip: IpAddr,
-        /// RFC 3339; default now.
-        #[arg(long)]
-        time: Option<String>,
-        /// The client certificate (PEM), to check a token's binding.
-        #[arg(long)]
-        cert: Option<PathBuf>,
-    },
+    Explain(ExplainArgs),
     /// Issue, revoke and list agent certificates (a development CA made with rcgen).
     Certs {
         #[command(subcommand)]
@@ -104,6 +85,40 @@ enum Command {
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct ExplainArgs {
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    agent: String,
+    #[arg(long)]
+    method: String,
+    /// What the agent sends: `/path?q` (Host from --header) or an absolute-form URL.
+    #[arg(long)]
+    url: String,
+    /// `Name: value`; repeatable.
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    source_ip: IpAddr,
+    /// RFC 3339; default now.
+    #[arg(long)]
+    time: Option<String>,
+    /// The client certificate (PEM): its identity is read as `serve` reads it, and a token's
+    /// binding is checked against it.
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// The request body.
+    #[arg(long)]
+    body: Option<PathBuf>,
+    /// Judge the agent as quarantined (live state is otherwise not evaluated).
+    #[arg(long)]
+    quarantined: bool,
+    /// Judge the agent as over its rate limit.
+    #[arg(long)]
+    rate_limited: bool,
 }
 
 #[derive(Subcommand)]
@@ -227,16 +242,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Check { config } => check(&config),
-        Command::Explain {
-            config,
-            agent,
-            method,
-            url,
-            headers,
-            source_ip,
-            time,
-            cert,
-        } => cmd_explain(config, agent, method, url, headers, source_ip, time, cert),
+        Command::Explain(args) => cmd_explain(args),
         Command::Suggest {
             config,
             audit,
@@ -378,7 +384,7 @@ fn check(config: &std::path::Path) -> ExitCode {
         }
     };
     // Compiling proves the TLS material and upstream settings load, as `serve` would.
-    if let Err(errors) = warden::config::compile::compile(&loaded, None, 0) {
+    if let Err(errors) = warden::snapshot::compile(&loaded, None, 0) {
         for e in &errors {
             eprintln!("{e}");
         }
@@ -388,18 +394,8 @@ fn check(config: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-#[allow(clippy::too_many_arguments)]
-fn cmd_explain(
-    config: PathBuf,
-    agent: String,
-    method: String,
-    url: String,
-    headers: Vec<String>,
-    source_ip: IpAddr,
-    time: Option<String>,
-    cert: Option<PathBuf>,
-) -> ExitCode {
-    let snap = match build_snapshot(&config, None, 0) {
+fn cmd_explain(args: ExplainArgs) -> ExitCode {
+    let snap = match build_snapshot(&args.config, None, 0) {
         Ok(s) => s,
         Err(errors) => {
             for e in &errors {
@@ -408,10 +404,10 @@ fn cmd_explain(
             return ExitCode::from(2);
         }
     };
-    let unix_ms = match time {
+    let unix_ms = match &args.time {
         None => warden::clock::Clock::system().now_unix_ms(),
         Some(t) => {
-            match time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339) {
+            match time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
                 Ok(dt) => (dt.unix_timestamp_nanos() / 1_000_000) as i64,
                 Err(e) => {
                     eprintln!("warden: --time `{t}` is not RFC 3339: {e}");
@@ -420,40 +416,56 @@ fn cmd_explain(
             }
         }
     };
-    let cert_thumbprint = match cert {
+    let cert_der = match &args.cert {
         None => None,
-        Some(p) => match warden::tls::load_certs(&p) {
-            Ok(certs) => certs.first().map(|c| {
-                use sha2::Digest;
-                sha2::Sha256::digest(c.as_ref()).into()
-            }),
+        Some(p) => match warden::tls::load_certs(p) {
+            Ok(certs) => certs.first().map(|c| c.as_ref().to_vec()),
             Err(e) => {
                 eprintln!("warden: {e}");
                 return ExitCode::from(2);
             }
         },
     };
-    let req = ExplainRequest {
-        agent,
-        method,
-        url,
-        headers,
-        source_ip,
-        unix_ms,
-        cert_thumbprint,
+    let body = match &args.body {
+        None => None,
+        Some(p) => match std::fs::read(p) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("warden: --body {}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        },
     };
-    match explain(&snap, &req) {
-        Ok(ex) => {
-            print!("{}", ex.render());
-            if ex.allowed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
+    let given = |flag: bool| flag.then_some(true);
+    let req = ExplainRequest {
+        agent: args.agent,
+        method: args.method,
+        url: args.url,
+        headers: args.headers,
+        source_ip: args.source_ip,
+        unix_ms,
+        cert_der,
+        admission: GivenAdmission {
+            quarantined: given(args.quarantined),
+            rate_limited: given(args.rate_limited),
+            concurrency_limited: None,
+        },
+        body,
+    };
+    run_async(async move {
+        match explain(&snap, &req).await {
+            Ok(ex) => {
+                print!("{}", ex.render());
+                if ex.allowed() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("warden: {e}");
+                ExitCode::from(2)
             }
         }
-        Err(e) => {
-            eprintln!("warden: {e}");
-            ExitCode::from(2)
-        }
-    }
+    })
 }

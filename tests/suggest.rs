@@ -112,8 +112,8 @@ fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
 
-fn explain_as(
-    snap: &warden::config::compile::Snapshot,
+async fn explain_as(
+    snap: &warden::snapshot::Snapshot,
     agent: &str,
     method: &str,
     path: &str,
@@ -127,9 +127,10 @@ fn explain_as(
             headers: vec!["host: localhost".into()],
             source_ip: "127.0.0.1".parse().unwrap(),
             unix_ms: warden::clock::Clock::system().now_unix_ms(),
-            cert_thumbprint: None,
+            ..ExplainRequest::default()
         },
     )
+    .await
     .unwrap()
 }
 
@@ -237,7 +238,7 @@ async fn shadow_traffic_becomes_a_policy_that_allows_exactly_it() {
         "enforced.yaml",
         &suggested.replace("mode: shadow", "mode: enforce"),
     );
-    let snap = warden::config::reload::build_snapshot(&enforced, None, 0).unwrap();
+    let snap = warden::snapshot::build_snapshot(&enforced, None, 0).unwrap();
     let mut replayed = 0;
     for r in records
         .iter()
@@ -248,7 +249,7 @@ async fn shadow_traffic_becomes_a_policy_that_allows_exactly_it() {
             r.method.as_deref().unwrap(),
             r.path.as_deref().unwrap(),
         );
-        let ex = explain_as(&snap, agent, method, path);
+        let ex = explain_as(&snap, agent, method, path).await;
         assert!(
             ex.allowed() && !ex.shadow,
             "{agent} {method} {path}:\n{}",
@@ -301,14 +302,14 @@ async fn shadow_traffic_becomes_a_policy_that_allows_exactly_it() {
             "no_matching_rule",
         ),
     ] {
-        let ex = explain_as(&snap, agent, method, path);
+        let ex = explain_as(&snap, agent, method, path).await;
         assert!(
             !ex.allowed(),
             "{agent} {method} {path} must be denied:\n{}",
             ex.render()
         );
         assert_eq!(
-            ex.reason.as_str(),
+            ex.reason_str(),
             reason,
             "{agent} {method} {path}:\n{}",
             ex.render()
@@ -321,6 +322,7 @@ async fn shadow_traffic_becomes_a_policy_that_allows_exactly_it() {
         "GET",
         "/inventory/items/9"
     )
+    .await
     .allowed());
 
     // Served for real: what was seen passes and reaches the upstream; what was not is refused.

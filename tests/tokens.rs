@@ -12,9 +12,8 @@ use support::upstream::{self, Upstream};
 use support::warden::{config_yaml, start_warden, TestWarden};
 use warden::certs::mint::{generate_signing_pair, mint_token, MintOptions, SigningKey};
 use warden::certs::{commands, store};
-use warden::config::reload::build_snapshot;
 use warden::explain::{explain, ExplainRequest};
-use warden::identity::agent_id::thumbprint;
+use warden::snapshot::build_snapshot;
 
 const ITEMS: &str = "/inventory/items";
 
@@ -135,7 +134,12 @@ fn assert_refused(r: &Reply, case: &str, reason: &str) {
 }
 
 /// What `warden explain` decides for the same request from the same certificate.
-fn explained(s: &Setup, agent: &str, cert: &AgentCert, authorization: Option<&str>) -> String {
+async fn explained(
+    s: &Setup,
+    agent: &str,
+    cert: &AgentCert,
+    authorization: Option<&str>,
+) -> String {
     let snap = build_snapshot(&s.warden.config_path, None, 1).expect("config");
     let req = ExplainRequest {
         agent: agent_id(agent),
@@ -147,12 +151,13 @@ fn explained(s: &Setup, agent: &str, cert: &AgentCert, authorization: Option<&st
             .collect(),
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         unix_ms: time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
-        cert_thumbprint: Some(thumbprint(&cert.issued.cert_der)),
+        cert_der: Some(cert.issued.cert_der.clone()),
+        ..ExplainRequest::default()
     };
     explain(&snap, &req)
+        .await
         .expect("explainable")
-        .reason
-        .as_str()
+        .reason_str()
         .to_string()
 }
 
@@ -222,7 +227,7 @@ async fn certificate_bound_tokens_are_demanded_where_required() {
             assert_refused(&r, case, want);
         }
         assert_eq!(
-            explained(&s, "inventory-bot", &s.secure, authorization.as_deref()),
+            explained(&s, "inventory-bot", &s.secure, authorization.as_deref()).await,
             *want,
             "{case}: explain disagrees with serve"
         );
@@ -239,7 +244,7 @@ async fn certificate_bound_tokens_are_demanded_where_required() {
     // A role without `require_token` passes without one.
     let plain = s.client(&s.plain);
     assert_eq!(get_with(&plain, None).await.status, 200);
-    assert_eq!(explained(&s, "staging-bot", &s.plain, None), "ok");
+    assert_eq!(explained(&s, "staging-bot", &s.plain, None).await, "ok");
 }
 
 #[tokio::test]
@@ -266,13 +271,13 @@ async fn forward_and_required_switch_with_a_reload() {
         "token_missing",
     );
     assert_eq!(
-        explained(&s, "staging-bot", &s.plain, None),
+        explained(&s, "staging-bot", &s.plain, None).await,
         "token_missing"
     );
     let plain_token = format!("Bearer {}", s.token("staging-bot", &s.plain));
     assert_eq!(get_with(&plain, Some(&plain_token)).await.status, 200);
     assert_eq!(
-        explained(&s, "staging-bot", &s.plain, Some(&plain_token)),
+        explained(&s, "staging-bot", &s.plain, Some(&plain_token)).await,
         "ok"
     );
 }

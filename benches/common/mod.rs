@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use warden::certs::pki::Ca;
-use warden::config::compile::Snapshot;
-use warden::config::reload::build_snapshot;
+use warden::snapshot::{build_snapshot, Snapshot};
 
 pub const TRUST_DOMAIN: &str = "example.org";
 
@@ -237,4 +236,16 @@ pub fn criterion() -> criterion::Criterion {
         .sample_size(30)
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3))
+}
+
+/// Runs a future that never waits (the decision without a JWKS fetch or a body to read) to its
+/// end, without a runtime.
+#[allow(dead_code)]
+pub fn ready<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("the decision waited"),
+    }
 }

@@ -15,8 +15,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::admit::registry::INDEFINITE;
-use crate::admit::AgentState;
+use crate::admit::INDEFINITE;
+use crate::agents::AgentState;
+use crate::ids::AgentId;
 use crate::server::Runtime;
 
 type AdminResp = Response<Full<Bytes>>;
@@ -127,7 +128,18 @@ fn agent_route(rt: &Arc<Runtime>, method: Method, rest: &str) -> AdminResp {
         Some(id) => (id, true),
         None => (rest, false),
     };
-    let id = percent_decode(raw_id);
+    let raw = percent_decode(raw_id);
+    // Ids are taken by the rule the certificates are read by: a malformed one is an error, never
+    // a quarantine that silently matches no agent.
+    let id = match AgentId::parse(&raw) {
+        Ok(id) => id,
+        Err(e) => {
+            return json_resp(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_agent_id", "message": format!("`{raw}` is not a SPIFFE ID: {e}")}),
+            )
+        }
+    };
     match (method, quarantine) {
         (Method::GET, false) => match rt.agents.get(&id) {
             Some(a) => json_resp(StatusCode::OK, agent_json(rt, &a)),
@@ -135,10 +147,12 @@ fn agent_route(rt: &Arc<Runtime>, method: Method, rest: &str) -> AdminResp {
         },
         (Method::POST, true) => {
             // An agent may be quarantined before it was ever seen, but only if the policy knows it.
-            if rt.config.snapshot().agents.lookup(&id).is_none() && rt.agents.get(&id).is_none() {
+            if rt.config.snapshot().agent(&id).is_none() && rt.agents.get(&id).is_none() {
                 return json_resp(StatusCode::NOT_FOUND, json!({"error": "unknown_agent"}));
             }
-            let a = rt.agents.get_or_insert(&id, || rt.metrics.agent_label(&id));
+            let a = rt
+                .agents
+                .get_or_insert(&id, || rt.metrics.agent_label(id.as_str()));
             a.quarantine(INDEFINITE);
             rt.metrics
                 .quarantined
@@ -171,18 +185,12 @@ fn agent_json(rt: &Runtime, a: &AgentState) -> serde_json::Value {
     let now = rt.clock.now_unix_ms();
     let snap = rt.config.snapshot();
     let roles: Vec<String> = snap
-        .agents
-        .lookup(&a.id)
-        .map(|p| {
-            p.roles
-                .iter()
-                .map(|r| snap.role_name(*r).to_string())
-                .collect()
-        })
+        .agent(&a.id)
+        .map(|p| p.role_names.iter().map(|r| r.to_string()).collect())
         .unwrap_or_default();
     let last = a.last_seen_ms.load(Ordering::Relaxed);
     json!({
-        "id": a.id.as_ref(),
+        "id": a.id.as_str(),
         "roles": roles,
         "last_seen": (last > 0).then(|| rfc3339_ms(last)),
         "requests": a.requests.load(Ordering::Relaxed),

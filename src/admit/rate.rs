@@ -4,7 +4,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::schema::RateLimitSection;
+/// An agent's `rate_limit`: a refill rate and the bucket size (default: one second's worth).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: Option<u32>,
+}
 
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -15,7 +20,7 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    pub fn new(limit: &RateLimitSection, now: Instant) -> Self {
+    pub fn new(limit: &RateLimit, now: Instant) -> Self {
         let burst = limit
             .burst
             .map(f64::from)
@@ -29,7 +34,7 @@ impl TokenBucket {
     }
 
     /// Whether this bucket was made for `limit` (a reload that changes the limit starts afresh).
-    pub fn is_for(&self, limit: &RateLimitSection) -> bool {
+    pub fn is_for(&self, limit: &RateLimit) -> bool {
         self.per_second == limit.per_second
             && self.burst
                 == limit
@@ -64,7 +69,7 @@ mod tests {
     fn burst_then_refill() {
         let t0 = Instant::now();
         let mut b = TokenBucket::new(
-            &RateLimitSection {
+            &RateLimit {
                 per_second: 2.0,
                 burst: Some(3),
             },

@@ -29,7 +29,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::schema::{AnomalyAction, AnomalySection};
+/// What a score over the threshold does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnomalyAction {
+    #[default]
+    Alert,
+    Quarantine,
+}
 
 pub use report::{BehaviourReport, SignalReport};
 pub use shape::{is_identifier, path_shape, SHAPE_SEGMENTS};
@@ -59,17 +66,6 @@ impl Default for AnomalySettings {
 }
 
 impl AnomalySettings {
-    pub fn from_config(s: &AnomalySection) -> Self {
-        let d = Self::default();
-        Self {
-            enabled: s.enabled.unwrap_or(d.enabled),
-            learning_period: s.learning_period.map_or(d.learning_period, |p| p.0),
-            threshold: s.threshold.filter(|t| t.is_finite()).unwrap_or(d.threshold),
-            action: s.action,
-            quarantine_for: s.quarantine_for.map_or(d.quarantine_for, |q| q.0),
-        }
-    }
-
     /// Whether a score calls for `action`.
     pub fn exceeded_by(&self, score: f64) -> bool {
         self.enabled && score > self.threshold

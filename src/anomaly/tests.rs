@@ -418,9 +418,8 @@ fn report_serialises_with_reasons() {
 }
 
 #[test]
-fn settings_from_config_defaults() {
-    let s = AnomalySettings::from_config(&crate::config::schema::AnomalySection::default());
-    assert_eq!(s, AnomalySettings::default());
+fn settings_defaults() {
+    let s = AnomalySettings::default();
     assert!(s.enabled);
     assert_eq!(s.threshold, 0.8);
     assert_eq!(s.quarantine_for, Duration::from_secs(900));

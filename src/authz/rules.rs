@@ -8,45 +8,9 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::pattern::PathPattern;
-use super::when::{Condition, Unmet};
-use crate::config::schema::RuleSection;
-
-/// A set of upstream indices.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UpstreamSet {
-    words: Box<[u64]>,
-}
-
-impl UpstreamSet {
-    pub fn with_capacity(n: usize) -> Self {
-        UpstreamSet {
-            words: vec![0; n.div_ceil(64).max(1)].into_boxed_slice(),
-        }
-    }
-
-    pub fn insert(&mut self, i: usize) {
-        if let Some(w) = self.words.get_mut(i / 64) {
-            *w |= 1 << (i % 64);
-        }
-    }
-
-    pub fn contains(&self, i: usize) -> bool {
-        self.words
-            .get(i / 64)
-            .is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-
-    pub fn union_with(&mut self, other: &UpstreamSet) {
-        for (a, b) in self.words.iter_mut().zip(other.words.iter()) {
-            *a |= *b;
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.words.len() * 64).filter(|i| self.contains(*i))
-    }
-}
+use super::when::{Condition, Unmet, WhenSpec};
+use crate::ids::{UpstreamId, UpstreamSet};
+use crate::pattern::PathPattern;
 
 /// HTTP methods a rule admits: the common ones as bits, extension methods listed.
 #[derive(Debug, Clone, Default)]
@@ -76,7 +40,7 @@ impl MethodSet {
     pub fn new(methods: &[String]) -> Self {
         let mut set = MethodSet::default();
         for m in methods {
-            match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+            match Method::from_bytes(m.as_bytes()) {
                 Ok(method) => match method_bit(&method) {
                     Some(b) => set.bits |= b,
                     None => set.other.push(method),
@@ -92,15 +56,37 @@ impl MethodSet {
         self.bits == 0 && self.other.is_empty()
     }
 
+    /// Whether `m` is admitted. A rule on GET also covers HEAD: servers answer HEAD with the GET
+    /// handler minus the body, so a deny on GET must not let HEAD through.
     pub fn contains(&self, m: &Method) -> bool {
         if self.any() {
             return true;
         }
-        match method_bit(m) {
+        let admitted = |m: &Method| match method_bit(m) {
             Some(b) => self.bits & b != 0,
             None => self.other.contains(m),
-        }
+        };
+        admitted(m) || (*m == Method::HEAD && admitted(&Method::GET))
     }
+}
+
+/// Which upstreams a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleUpstream {
+    /// No `upstream` key: every upstream of its role.
+    Role,
+    Named(UpstreamId),
+    /// A name validation refused; kept so the rule's position (its id) stays the config's.
+    Unknown,
+}
+
+/// One allow or deny rule as written, its upstream resolved.
+#[derive(Debug, Clone)]
+pub struct RuleSpec {
+    pub upstream: RuleUpstream,
+    pub methods: Vec<String>,
+    pub paths: Vec<String>,
+    pub when: Option<WhenSpec>,
 }
 
 /// One compiled allow or deny rule.
@@ -207,7 +193,7 @@ pub enum RuleMatch {
 
 /// What the request looks like to the rules.
 pub struct RuleInput<'a> {
-    pub upstream: usize,
+    pub upstream: UpstreamId,
     pub method: &'a Method,
     pub path: &'a str,
     pub check_condition: &'a dyn Fn(&Condition) -> Option<Unmet>,
@@ -217,9 +203,8 @@ impl RuleSet {
     /// Compiles `rules`; a rule without `upstream` applies to every upstream of `role_upstreams`.
     /// `case_insensitive` is set for deny rules.
     pub fn compile(
-        rules: &[RuleSection],
+        rules: &[RuleSpec],
         role_upstreams: &UpstreamSet,
-        upstream_index: &dyn Fn(&str) -> Option<usize>,
         upstream_count: usize,
         case_insensitive: bool,
     ) -> Self {
@@ -238,16 +223,17 @@ impl RuleSet {
                     .collect(),
                 condition: r.when.as_ref().map(Condition::compile),
             };
-            let targets: Vec<usize> = match &r.upstream {
-                // A rule naming an unknown upstream files nowhere: it can never allow.
-                Some(name) => upstream_index(name).into_iter().collect(),
-                None => role_upstreams
+            let targets: Vec<UpstreamId> = match r.upstream {
+                RuleUpstream::Role => role_upstreams
                     .iter()
-                    .filter(|i| *i < upstream_count)
+                    .filter(|u| u.index() < upstream_count)
                     .collect(),
+                RuleUpstream::Named(u) => vec![u],
+                // A rule naming an unknown upstream files nowhere: it can never allow.
+                RuleUpstream::Unknown => vec![],
             };
             for u in targets {
-                let Some(root) = set.buckets.get_mut(u) else {
+                let Some(root) = set.buckets.get_mut(u.index()) else {
                     continue;
                 };
                 if compiled.paths.is_empty() {
@@ -272,7 +258,7 @@ impl RuleSet {
 
     /// The first rule (in config order) that matches.
     pub fn first_match(&self, input: &RuleInput<'_>, case_insensitive: bool) -> RuleMatch {
-        let Some(root) = self.buckets.get(input.upstream) else {
+        let Some(root) = self.buckets.get(input.upstream.index()) else {
             return RuleMatch::NoMatch(None);
         };
         let candidates = root.candidates(input.path, case_insensitive);
@@ -335,212 +321,4 @@ pub struct CompiledRole {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rule(upstream: Option<&str>, methods: &[&str], paths: &[&str]) -> RuleSection {
-        RuleSection {
-            upstream: upstream.map(String::from),
-            methods: methods.iter().map(|s| s.to_string()).collect(),
-            paths: paths.iter().map(|s| s.to_string()).collect(),
-            when: None,
-        }
-    }
-
-    fn index(name: &str) -> Option<usize> {
-        ["inventory", "payroll"].iter().position(|n| *n == name)
-    }
-
-    fn input<'a>(u: usize, m: &'a Method, p: &'a str) -> RuleInput<'a> {
-        RuleInput {
-            upstream: u,
-            method: m,
-            path: p,
-            check_condition: &|_| None,
-        }
-    }
-
-    #[test]
-    fn first_match_in_config_order_across_buckets() {
-        let mut ups = UpstreamSet::with_capacity(2);
-        ups.insert(0);
-        let set = RuleSet::compile(
-            &[
-                rule(None, &["GET"], &["/**"]),
-                rule(None, &["GET"], &["/inventory/items"]),
-                rule(None, &["POST"], &["/inventory/orders"]),
-            ],
-            &ups,
-            &index,
-            2,
-            false,
-        );
-        let get = Method::GET;
-        let post = Method::POST;
-        assert_eq!(
-            set.first_match(&input(0, &get, "/inventory/items"), false),
-            RuleMatch::Matched(0)
-        );
-        assert_eq!(
-            set.first_match(&input(0, &post, "/inventory/orders"), false),
-            RuleMatch::Matched(2)
-        );
-        assert_eq!(
-            set.first_match(&input(0, &post, "/inventory/items"), false),
-            RuleMatch::NoMatch(None)
-        );
-        // Upstream 1 is outside the role: rules without `upstream` do not file there.
-        assert_eq!(
-            set.first_match(&input(1, &get, "/x"), false),
-            RuleMatch::NoMatch(None)
-        );
-    }
-
-    #[test]
-    fn rule_naming_an_upstream_files_only_there() {
-        let mut ups = UpstreamSet::with_capacity(2);
-        ups.insert(0);
-        ups.insert(1);
-        let set = RuleSet::compile(
-            &[rule(Some("payroll"), &[], &["/pay/*"])],
-            &ups,
-            &index,
-            2,
-            false,
-        );
-        let get = Method::GET;
-        assert_eq!(
-            set.first_match(&input(1, &get, "/pay/1"), false),
-            RuleMatch::Matched(0)
-        );
-        assert_eq!(
-            set.first_match(&input(0, &get, "/pay/1"), false),
-            RuleMatch::NoMatch(None)
-        );
-    }
-
-    #[test]
-    fn deeper_literal_prefixes_keep_config_order() {
-        let mut ups = UpstreamSet::with_capacity(1);
-        ups.insert(0);
-        let set = RuleSet::compile(
-            &[
-                rule(None, &["GET"], &["/svc/orders/*/detail"]),
-                rule(None, &["GET"], &["/svc/**"]),
-                rule(None, &["GET"], &["/svc/orders/42"]),
-                rule(None, &["POST"], &["/svc/orders/**", "/svc/items"]),
-                rule(None, &[], &[]),
-            ],
-            &ups,
-            &index,
-            2,
-            false,
-        );
-        let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
-        let at = |m: &Method, p: &str| set.first_match(&input(0, m, p), false);
-        assert_eq!(at(&get, "/svc/orders/42"), RuleMatch::Matched(1));
-        assert_eq!(at(&get, "/svc/orders/7/detail"), RuleMatch::Matched(0));
-        assert_eq!(at(&post, "/svc/items"), RuleMatch::Matched(3));
-        assert_eq!(at(&post, "/svc/orders/7/lines"), RuleMatch::Matched(3));
-        assert_eq!(at(&post, "/svc/other"), RuleMatch::Matched(4));
-        assert_eq!(at(&delete, "/elsewhere"), RuleMatch::Matched(4));
-    }
-
-    #[test]
-    fn near_miss_is_the_first_in_config_order_across_depths() {
-        let mut ups = UpstreamSet::with_capacity(1);
-        ups.insert(0);
-        let when = crate::config::schema::WhenSection {
-            source_cidrs: vec!["10.0.0.0/8".into()],
-            ..Default::default()
-        };
-        let conditional = |paths: &[&str]| RuleSection {
-            when: Some(when.clone()),
-            ..rule(None, &[], paths)
-        };
-        let set = RuleSet::compile(
-            &[
-                conditional(&["/svc/orders/**"]),
-                conditional(&["/svc/**"]),
-                rule(None, &["POST"], &["/svc/orders/**"]),
-            ],
-            &ups,
-            &index,
-            2,
-            false,
-        );
-        let get = Method::GET;
-        let post = Method::POST;
-        let unmet = RuleInput {
-            upstream: 0,
-            method: &get,
-            path: "/svc/orders/1",
-            check_condition: &|_| Some(Unmet::SourceCidr),
-        };
-        assert_eq!(
-            set.first_match(&unmet, false),
-            RuleMatch::NoMatch(Some((0, Unmet::SourceCidr)))
-        );
-        let unmet_post = RuleInput {
-            method: &post,
-            ..unmet
-        };
-        assert_eq!(set.first_match(&unmet_post, false), RuleMatch::Matched(2));
-    }
-
-    #[test]
-    fn deep_deny_index_ignores_case() {
-        let mut ups = UpstreamSet::with_capacity(1);
-        ups.insert(0);
-        let set = RuleSet::compile(
-            &[rule(None, &[], &["/Svc/Admin/users/**"])],
-            &ups,
-            &index,
-            2,
-            true,
-        );
-        let get = Method::GET;
-        assert_eq!(
-            set.first_match(&input(0, &get, "/SVC/admin/Users/1"), true),
-            RuleMatch::Matched(0)
-        );
-        assert_eq!(
-            set.first_match(&input(0, &get, "/svc/admin/userz"), true),
-            RuleMatch::NoMatch(None)
-        );
-    }
-
-    #[test]
-    fn deny_index_ignores_case() {
-        let mut ups = UpstreamSet::with_capacity(1);
-        ups.insert(0);
-        let set = RuleSet::compile(&[rule(None, &[], &["/Admin/**"])], &ups, &index, 2, true);
-        let get = Method::GET;
-        assert_eq!(
-            set.first_match(&input(0, &get, "/ADMIN/x"), true),
-            RuleMatch::Matched(0)
-        );
-        assert_eq!(
-            set.first_match(&input(0, &get, "/admin"), true),
-            RuleMatch::Matched(0)
-        );
-    }
-
-    #[test]
-    fn methods() {
-        let s = MethodSet::new(&["get".into(), "PURGE".into()]);
-        assert!(s.contains(&Method::GET));
-        assert!(!s.contains(&Method::POST));
-        assert!(s.contains(&Method::from_bytes(b"PURGE").unwrap()));
-        assert!(MethodSet::new(&[]).contains(&Method::DELETE));
-    }
-
-    #[test]
-    fn upstream_set() {
-        let mut s = UpstreamSet::with_capacity(130);
-        s.insert(0);
-        s.insert(129);
-        assert!(s.contains(129) && s.contains(0) && !s.contains(1));
-        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 129]);
-    }
-}
+mod tests;

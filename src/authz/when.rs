@@ -7,7 +7,17 @@ use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 use crate::clock::UtcMoment;
-use crate::config::schema::WhenSection;
+use crate::net::canonical_ip;
+
+/// A `when` block as written: every listed attribute must hold.
+#[derive(Debug, Clone, Default)]
+pub struct WhenSpec {
+    pub source_cidrs: Vec<String>,
+    pub hours_utc: Option<String>,
+    pub weekdays: Vec<String>,
+    pub headers: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
 
 /// A compiled `when` block.
 #[derive(Debug, Clone, Default)]
@@ -82,7 +92,7 @@ pub fn parse_cidr(text: &str) -> Option<IpNet> {
 impl Condition {
     /// Compiles a validated `when` block; anything unparsable (already refused by validation)
     /// makes the condition unsatisfiable rather than permissive.
-    pub fn compile(w: &WhenSection) -> Self {
+    pub fn compile(w: &WhenSpec) -> Self {
         let mut c = Condition::default();
         for cidr in &w.source_cidrs {
             match parse_cidr(cidr) {
@@ -158,20 +168,12 @@ fn compile_pairs(map: &BTreeMap<String, String>) -> impl Iterator<Item = (String
     map.iter().map(|(k, v)| (k.clone(), v.as_str().into()))
 }
 
-/// IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn when(yaml_like: impl FnOnce(&mut WhenSection)) -> Condition {
-        let mut w = WhenSection::default();
+    fn when(yaml_like: impl FnOnce(&mut WhenSpec)) -> Condition {
+        let mut w = WhenSpec::default();
         yaml_like(&mut w);
         Condition::compile(&w)
     }

@@ -14,9 +14,8 @@ use super::mint::{self, MintOptions, SigningKey};
 use super::pki::{self, Ca, LeafOptions};
 use super::store::{self, IssuedRecord};
 use super::CertsError;
-use crate::identity::agent_id::{
-    normalize_spiffe_id, peer_cert, serial_hex, spiffe_id_is_valid, spiffe_trust_domain,
-};
+use crate::identity::agent_id::{peer_cert, serial_hex};
+use crate::ids::AgentId;
 
 pub use super::mint::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_TOKEN_TTL};
 pub use super::pki::DEFAULT_AGENT_TTL;
@@ -151,7 +150,7 @@ fn issue_with(
     ttl: Duration,
     name: Option<&str>,
 ) -> Result<IssuedFiles, CertsError> {
-    if !spiffe_id_is_valid(agent_id) {
+    if AgentId::parse(agent_id).is_err() {
         return Err(CertsError::InvalidAgentId(agent_id.to_owned()));
     }
     if ttl.is_zero() {
@@ -349,12 +348,11 @@ pub fn token_mint(
 ) -> Result<String, CertsError> {
     let key = SigningKey::from_pem(&store::read_string(key_file)?)?;
     let der = store::read_cert_der(cert_file)?;
-    let domain = spiffe_trust_domain(agent_id)
-        .filter(|_| spiffe_id_is_valid(agent_id))
-        .ok_or_else(|| CertsError::InvalidAgentId(agent_id.to_owned()))?;
-    let cert = peer_cert(&der, domain)
+    let id =
+        AgentId::parse(agent_id).map_err(|_| CertsError::InvalidAgentId(agent_id.to_owned()))?;
+    let cert = peer_cert(&der, id.trust_domain())
         .map_err(|e| CertsError::parse(cert_file, format!("no usable agent id: {e}")))?;
-    if cert.agent_id != normalize_spiffe_id(agent_id) {
+    if cert.agent_id != id {
         return Err(CertsError::Token(format!(
             "{} belongs to {}, not {agent_id}",
             cert_file.display(),

@@ -22,7 +22,7 @@ use x509_parser::prelude::FromDer;
 
 use super::store;
 use super::CertsError;
-use crate::identity::agent_id::{serial_hex, spiffe_id_is_valid};
+use crate::identity::agent_id::serial_hex;
 
 /// Agent certificates live a day unless asked otherwise: short enough that a leaked key expires
 /// soon, long enough for a development session.
@@ -441,7 +441,7 @@ fn default_common_name(agent_id: &str) -> String {
 
 /// Whether `agent_id` may be issued by `warden certs issue` (a valid SPIFFE ID).
 pub fn agent_id_is_issuable(agent_id: &str) -> bool {
-    spiffe_id_is_valid(agent_id)
+    crate::ids::AgentId::parse(agent_id).is_ok()
 }
 
 fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {

@@ -1,9 +1,8 @@
 //! Configuration: YAML -> serde structs (`schema`) -> validated (`validate`, with key paths and
-//! positions from `load`) -> compiled into an immutable [`Snapshot`](compile::Snapshot).
+//! positions from `load`). The `snapshot` module compiles the result into what the request path
+//! reads.
 
-pub mod compile;
 pub mod load;
-pub mod reload;
 pub mod schema;
 pub mod suggest;
 pub mod units;

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::units::{ByteSize, Dur};
+pub use crate::anomaly::AnomalyAction;
+pub use crate::decision::Mode;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -91,14 +93,6 @@ pub struct IssuerSection {
     pub jwks: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    #[default]
-    Enforce,
-    Shadow,
-}
-
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
@@ -108,6 +102,12 @@ pub struct LimitsSection {
     pub request_timeout: Option<Dur>,
     pub max_request_header_bytes: Option<ByteSize>,
     pub max_request_body_bytes: Option<ByteSize>,
+    pub handshake_timeout: Option<Dur>,
+    pub max_pending_handshakes: Option<usize>,
+    pub max_in_flight_per_agent: Option<usize>,
+    pub max_streams_per_connection: Option<u32>,
+    pub body_stall_timeout: Option<Dur>,
+    pub max_rpc_bytes: Option<ByteSize>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -120,6 +120,15 @@ pub struct UpstreamSection {
     pub connect_timeout: Option<Dur>,
     #[serde(default)]
     pub timeout: Option<Dur>,
+    /// Pooled connections to this upstream; past it requests wait up to `connect_timeout`.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Speak HTTP/2 to it (h2 by ALPN over TLS, prior knowledge over plain http).
+    #[serde(default)]
+    pub http2: bool,
+    /// Allow bodies on GET/HEAD/OPTIONS; such requests use a connection closed after them.
+    #[serde(default)]
+    pub bodies_on_get: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -218,14 +227,6 @@ pub struct TelemetrySection {
     pub audit_max_bytes: Option<ByteSize>,
     #[serde(default)]
     pub max_agent_series: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AnomalyAction {
-    #[default]
-    Alert,
-    Quarantine,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

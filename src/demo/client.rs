@@ -108,5 +108,5 @@ impl DemoAgent {
 }
 
 fn refused(e: &hyper::Error) -> String {
-    crate::forward::upstream::error_chain(e)
+    crate::upstream::error_chain(e)
 }

@@ -71,7 +71,7 @@ fn cert_expires_soon(path: &Path) -> bool {
     };
     let Some(not_after) = certs
         .first()
-        .and_then(|c| crate::server::connection::cert_not_after_ms(c))
+        .and_then(|c| crate::tls::cert::not_after_ms(c))
     else {
         return true;
     };

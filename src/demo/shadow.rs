@@ -139,7 +139,7 @@ async fn suggest_and_explain(
     let enforced = s.text.replace("mode: shadow", "mode: enforce");
     std::fs::write(suggested_path, &enforced)
         .map_err(|e| DemoError::Config(format!("{}: {e}", suggested_path.display())))?;
-    let snap = crate::config::reload::build_snapshot(suggested_path, None, 0).map_err(|errs| {
+    let snap = crate::snapshot::build_snapshot(suggested_path, None, 0).map_err(|errs| {
         DemoError::Config(
             errs.iter()
                 .map(ToString::to_string)
@@ -161,9 +161,10 @@ async fn suggest_and_explain(
             headers: vec!["host: localhost".into()],
             source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             unix_ms: Clock::system().now_unix_ms(),
-            cert_thumbprint: None,
+            ..ExplainRequest::default()
         };
         let verdict = explain(&snap, &req)
+            .await
             .map(|ex| ex.render().lines().next().unwrap_or_default().to_string())
             .unwrap_or_else(|e| e.to_string());
         println!("    inventory-bot  {method:<6} {path:<26} -> {verdict}");

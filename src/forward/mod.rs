@@ -1,6 +1,6 @@
-//! Forward: what reaches the upstream (`headers`), over which connection (`upstream`), streamed
-//! both ways (`proxy`).
+//! Forward: the permitted request to its upstream (`proxy`), bodies counted as they stream
+//! (`body`). The forwarder takes a [`Permit`](crate::pipeline::Permit) and nothing else decides
+//! where a request goes.
 
-pub mod headers;
+pub mod body;
 pub mod proxy;
-pub mod upstream;

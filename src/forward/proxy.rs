@@ -1,11 +1,10 @@
-//! Building the upstream request from an authorised agent request, and streaming both ways.
+//! Building the upstream request from a permitted agent request, and streaming both ways.
 //! The upstream receives exactly what was authorised: the normalised path, sanitised headers,
 //! warden's identity headers, the agent's body streamed and capped.
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -14,23 +13,18 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::headers::{sanitize_request_headers, sanitize_response_headers, StripList};
-use super::upstream::{BoxError, ProxyBody, Upstream, UpstreamError};
-use crate::server::body::Counted;
+use super::body::Counted;
+use crate::headers::{sanitize_request_headers, sanitize_response_headers};
+use crate::pipeline::Permit;
+use crate::snapshot::Snapshot;
+use crate::upstream::{BoxError, ProxyBody, UpstreamError};
 
-/// Everything the forwarder needs besides the request.
-pub struct ForwardPlan<'a> {
-    pub upstream: &'a Arc<Upstream>,
-    pub path_and_query: &'a str,
-    pub agent_id: &'a str,
-    pub roles_header: &'a str,
+/// What the forwarder needs besides the permit: the request's circumstances, never its target.
+pub struct Forwarding<'a> {
+    pub snap: &'a Snapshot,
     pub request_id: &'a str,
     pub client_ip: IpAddr,
-    pub host: Option<&'a str>,
-    pub strip: &'a StripList,
-    pub strip_authorization: bool,
-    pub response_timeout: Duration,
-    pub max_body_bytes: u64,
+    /// Counts the agent's body bytes as they stream upstream.
     pub bytes_in: Arc<AtomicU64>,
 }
 
@@ -57,24 +51,33 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 /// Rewrites the agent's request head into the upstream's.
-fn upstream_headers(headers: &mut HeaderMap, plan: &ForwardPlan<'_>, websocket: bool) {
+fn upstream_headers(
+    headers: &mut HeaderMap,
+    permit: &Permit,
+    how: &Forwarding<'_>,
+    host_header: &HeaderValue,
+    websocket: bool,
+) {
     let prior_xff = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
         .join(", ");
-    sanitize_request_headers(headers, plan.strip, websocket);
+    let snap = how.snap;
+    sanitize_request_headers(headers, &snap.strip, websocket);
     headers.remove("x-request-id");
     headers.remove("x-forwarded-for");
-    if plan.strip_authorization {
+    if snap.token.as_ref().is_some_and(|t| !t.forward) {
         headers.remove(header::AUTHORIZATION);
     }
-    headers.insert(header::HOST, plan.upstream.host_header.clone());
-    set(headers, "x-warden-agent", plan.agent_id);
-    set(headers, "x-warden-roles", plan.roles_header);
-    set(headers, "x-request-id", plan.request_id);
-    let ip = crate::authz::when::canonical_ip(plan.client_ip).to_string();
+    headers.insert(header::HOST, host_header.clone());
+    set(headers, "x-warden-agent", permit.agent().as_str());
+    if let Some(policy) = snap.agents.get(permit.agent_entry()) {
+        set(headers, "x-warden-roles", &policy.roles_header);
+    }
+    set(headers, "x-request-id", how.request_id);
+    let ip = crate::net::canonical_ip(how.client_ip).to_string();
     let xff = if prior_xff.is_empty() {
         ip
     } else {
@@ -82,27 +85,47 @@ fn upstream_headers(headers: &mut HeaderMap, plan: &ForwardPlan<'_>, websocket: 
     };
     set(headers, "x-forwarded-for", &xff);
     set(headers, "x-forwarded-proto", "https");
-    if let Some(h) = plan.host {
+    // Only a host a route names: the permit's host is one, or none at all.
+    if let Some(h) = permit
+        .target()
+        .host
+        .as_deref()
+        .filter(|h| snap.routes.is_route_host(h))
+    {
         set(headers, "x-forwarded-host", h);
     }
 }
 
-/// Forwards `req` as planned and returns the upstream's response, body still streaming.
+/// Forwards the permitted request and returns the upstream's response, body still streaming.
+/// The upstream, the path and the identity headers come from the permit alone.
 pub async fn forward(
-    plan: ForwardPlan<'_>,
+    permit: &Permit,
+    how: Forwarding<'_>,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, UpstreamError> {
+    let snap = how.snap;
+    let upstream = snap
+        .upstream(permit.upstream())
+        .ok_or_else(|| UpstreamError::Unavailable("unknown upstream".into()))?;
+    let limit = upstream.timeout.map_or(snap.limits.request_timeout, |t| {
+        t.min(snap.limits.request_timeout)
+    });
     let websocket = is_websocket_upgrade(req.version(), req.method(), req.headers());
     let agent_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let uri = plan
-        .upstream
-        .uri_for(plan.path_and_query)
+    let uri = upstream
+        .uri_for(&permit.target().target.path_and_query())
         .map_err(|e| UpstreamError::Unavailable(format!("bad upstream uri: {e}")))?;
-    upstream_headers(&mut parts.headers, &plan, websocket);
+    upstream_headers(
+        &mut parts.headers,
+        permit,
+        &how,
+        &upstream.host_header,
+        websocket,
+    );
     let body: ProxyBody = Limited::new(
-        Counted::new(body, plan.bytes_in.clone()),
-        plan.max_body_bytes as usize,
+        Counted::new(body, how.bytes_in.clone()),
+        usize::try_from(snap.limits.max_request_body_bytes).unwrap_or(usize::MAX),
     )
     .map_err(BoxError::from)
     .boxed();
@@ -112,7 +135,7 @@ pub async fn forward(
     *up.version_mut() = Version::HTTP_11;
     *up.headers_mut() = parts.headers;
 
-    let mut resp = plan.upstream.send(up, plan.response_timeout).await?;
+    let mut resp = upstream.send(up, limit).await?;
     let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     sanitize_response_headers(resp.headers_mut(), upgraded && websocket);
     if upgraded {

@@ -4,6 +4,8 @@
 //! signs a name into the CN for some other purpose must not thereby mint an agent.
 
 use sha2::{Digest, Sha256};
+
+use crate::ids::{AgentId, SpiffeIdError};
 use thiserror::Error;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
@@ -13,19 +15,21 @@ use x509_parser::prelude::FromDer;
 pub enum IdentityError {
     #[error("the certificate cannot be parsed")]
     Unparsable,
-    #[error("the certificate has no URI SAN in the trust domain")]
+    #[error("the certificate has no URI SAN")]
     NoUriSan,
     #[error("the certificate has several URI SANs")]
     SeveralUriSans,
-    #[error("the certificate's URI SAN is outside the trust domain")]
+    #[error("the certificate's URI SAN is not a SPIFFE ID: {0}")]
+    Malformed(SpiffeIdError),
+    #[error("the certificate's SPIFFE ID is outside the trust domain")]
     ForeignTrustDomain,
 }
 
 /// Facts about a verified client certificate that later steps need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerCert {
-    /// The agent id (`spiffe://...`).
-    pub agent_id: String,
+    /// The agent id, exactly as the certificate spells it.
+    pub agent_id: AgentId,
     /// The certificate serial, as uppercase hex without separators.
     pub serial_hex: String,
     /// notAfter as Unix seconds.
@@ -34,13 +38,11 @@ pub struct PeerCert {
     pub thumbprint: [u8; 32],
 }
 
-const SCHEME: &str = "spiffe://";
-
 /// Reads the agent id and the other facts from a DER certificate.
 ///
-/// The returned id has its scheme and trust domain in lower case (SPIFFE trust domains are
-/// case-insensitive) and its path exactly as written. A URI SAN in the trust domain whose path is
-/// not a valid SPIFFE path counts as no identity at all ([`IdentityError::NoUriSan`]).
+/// The one URI SAN must be a SPIFFE ID by the standard's rules, in `trust_domain`, compared byte
+/// for byte: a scheme or trust domain spelt in upper case is not folded into the lower-case agent
+/// (whose rules would then apply to a name the CA never meant), it is no identity at all.
 pub fn peer_cert(der: &[u8], trust_domain: &str) -> Result<PeerCert, IdentityError> {
     let (rest, cert) = X509Certificate::from_der(der).map_err(|_| IdentityError::Unparsable)?;
     if !rest.is_empty() {
@@ -74,7 +76,7 @@ pub fn serial_hex(raw: &[u8]) -> String {
         .collect()
 }
 
-fn agent_id_of(cert: &X509Certificate<'_>, trust_domain: &str) -> Result<String, IdentityError> {
+fn agent_id_of(cert: &X509Certificate<'_>, trust_domain: &str) -> Result<AgentId, IdentityError> {
     let san = cert
         .subject_alternative_name()
         .map_err(|_| IdentityError::Unparsable)?;
@@ -91,73 +93,11 @@ fn agent_id_of(cert: &X509Certificate<'_>, trust_domain: &str) -> Result<String,
     if uris.next().is_some() {
         return Err(IdentityError::SeveralUriSans);
     }
-    match spiffe_trust_domain(uri) {
-        Some(domain) if domain.eq_ignore_ascii_case(trust_domain) => {}
-        _ => return Err(IdentityError::ForeignTrustDomain),
+    let id = AgentId::parse(uri).map_err(IdentityError::Malformed)?;
+    if id.trust_domain() != trust_domain {
+        return Err(IdentityError::ForeignTrustDomain);
     }
-    if !spiffe_id_is_valid(uri) {
-        return Err(IdentityError::NoUriSan);
-    }
-    Ok(normalize_spiffe_id(uri))
-}
-
-/// The trust domain of `spiffe://<domain>/...`, or `None` when `id` is not a SPIFFE URI.
-/// The scheme is compared without case; the domain is returned as written.
-pub fn spiffe_trust_domain(id: &str) -> Option<&str> {
-    let scheme = id.get(..SCHEME.len())?;
-    if !scheme.eq_ignore_ascii_case(SCHEME) {
-        return None;
-    }
-    let rest = id.get(SCHEME.len()..)?;
-    let end = rest.find('/').unwrap_or(rest.len());
-    rest.get(..end)
-}
-
-/// Whether `id` is a workload SPIFFE ID: `spiffe://` (any case), a trust domain of
-/// `[a-zA-Z0-9.-_]`, and a non-empty path of segments of `[a-zA-Z0-9.-_]`, none empty, `.` or `..`;
-/// no port, user info, query, fragment or percent-encoding.
-pub fn spiffe_id_is_valid(id: &str) -> bool {
-    let Some(domain) = spiffe_trust_domain(id) else {
-        return false;
-    };
-    if domain.is_empty() || !domain.bytes().all(is_spiffe_domain_byte) {
-        return false;
-    }
-    let path = &id[SCHEME.len() + domain.len()..];
-    let Some(path) = path.strip_prefix('/') else {
-        return false;
-    };
-    path.split('/').all(|segment| {
-        !segment.is_empty()
-            && segment != "."
-            && segment != ".."
-            && segment.bytes().all(is_spiffe_path_byte)
-    })
-}
-
-/// Whether `id` is a valid SPIFFE ID whose trust domain is `trust_domain` (without case).
-pub fn spiffe_id_in_domain(id: &str, trust_domain: &str) -> bool {
-    spiffe_id_is_valid(id)
-        && spiffe_trust_domain(id).is_some_and(|d| d.eq_ignore_ascii_case(trust_domain))
-}
-
-/// Lower-cases the scheme and the trust domain of a valid SPIFFE ID; the path is kept as is.
-pub fn normalize_spiffe_id(id: &str) -> String {
-    match spiffe_trust_domain(id) {
-        Some(domain) => {
-            let path = &id[SCHEME.len() + domain.len()..];
-            format!("{SCHEME}{}{path}", domain.to_ascii_lowercase())
-        }
-        None => id.to_owned(),
-    }
-}
-
-fn is_spiffe_domain_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
-}
-
-fn is_spiffe_path_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
+    Ok(id)
 }
 
 #[cfg(test)]

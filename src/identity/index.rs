@@ -2,31 +2,10 @@
 //! (`spiffe://example.org/agent/support/*`) are tried only when no exact id matches, most
 //! specific first.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 
-use crate::authz::pattern::PathPattern;
-use crate::authz::rules::UpstreamSet;
-use crate::config::schema::RateLimitSection;
-
-/// What the config says about one agent (or a fleet, for a pattern entry).
-#[derive(Debug, Clone)]
-pub struct AgentPolicy {
-    /// Position in the config's `agents` list.
-    pub entry: usize,
-    /// The entry's `id`, exact or pattern.
-    pub id: Arc<str>,
-    /// Indices into the snapshot's roles.
-    pub roles: Vec<usize>,
-    /// `a,b`: the `x-warden-roles` value, computed once.
-    pub roles_header: Arc<str>,
-    pub labels: BTreeMap<String, String>,
-    pub rate_limit: Option<RateLimitSection>,
-    /// Union of the roles' `upstreams`: the segment this agent lives in.
-    pub upstreams: UpstreamSet,
-    /// Whether any of its roles (or the global setting) demands the second factor.
-    pub require_token: bool,
-}
+use crate::ids::AgentId;
+use crate::pattern::PathPattern;
 
 #[derive(Debug, Clone)]
 struct AgentPattern {
@@ -37,10 +16,10 @@ struct AgentPattern {
     entry: usize,
 }
 
-/// Exact ids and patterns, compiled.
+/// Exact ids and patterns, compiled: an agent id to the position of the `agents` entry covering it.
 #[derive(Debug, Clone, Default)]
 pub struct AgentIndex {
-    agents: Vec<AgentPolicy>,
+    len: usize,
     exact: HashMap<Box<str>, usize>,
     patterns: Vec<AgentPattern>,
     /// Patterns filed by their literal path prefix (the segments before the first wildcard),
@@ -64,14 +43,16 @@ fn split_spiffe(id: &str) -> Option<(&str, &str)> {
 }
 
 impl AgentIndex {
-    pub fn new(agents: Vec<AgentPolicy>) -> Self {
+    /// Indexes the `agents` entries' ids (exact or patterns), in config order.
+    pub fn new<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
+        let ids: Vec<&str> = ids.into_iter().collect();
         let mut index = AgentIndex {
-            agents,
+            len: ids.len(),
             ..Default::default()
         };
-        for (i, a) in index.agents.iter().enumerate() {
-            if a.id.contains('*') {
-                let Some((authority, path)) = split_spiffe(&a.id) else {
+        for (i, id) in ids.iter().enumerate() {
+            if id.contains('*') {
+                let Some((authority, path)) = split_spiffe(id) else {
                     continue;
                 };
                 let literal_segments = path
@@ -79,14 +60,14 @@ impl AgentIndex {
                     .filter(|s| !s.is_empty() && !s.contains('*'))
                     .count();
                 index.patterns.push(AgentPattern {
-                    authority: authority.to_ascii_lowercase().into(),
+                    authority: authority.into(),
                     path: PathPattern::new(path, false),
                     literal_segments,
                     entry: i,
                 });
             } else {
                 // Validation refuses duplicates; should one slip through, the first entry wins.
-                index.exact.entry(a.id.as_ref().into()).or_insert(i);
+                index.exact.entry((*id).into()).or_insert(i);
             }
         }
         // Most literal segments first; config order breaks ties (sort is stable).
@@ -94,7 +75,10 @@ impl AgentIndex {
             .patterns
             .sort_by_key(|p| std::cmp::Reverse(p.literal_segments));
         for (i, p) in index.patterns.iter().enumerate() {
-            let path = split_spiffe(&index.agents[p.entry].id).map_or("", |(_, path)| path);
+            let path = ids
+                .get(p.entry)
+                .and_then(|id| split_spiffe(id))
+                .map_or("", |(_, path)| path);
             index
                 .by_prefix
                 .entry(literal_prefix(path).into())
@@ -104,10 +88,14 @@ impl AgentIndex {
         index
     }
 
-    /// The entry covering `agent_id`, exact ids before patterns.
-    pub fn lookup(&self, agent_id: &str) -> Option<&AgentPolicy> {
+    /// The position of the entry covering `agent_id`, exact ids before patterns.
+    pub fn lookup(&self, agent_id: &AgentId) -> Option<usize> {
+        self.lookup_str(agent_id.as_str())
+    }
+
+    fn lookup_str(&self, agent_id: &str) -> Option<usize> {
         if let Some(&i) = self.exact.get(agent_id) {
-            return self.agents.get(i);
+            return Some(i);
         }
         let (authority, path) = split_spiffe(agent_id)?;
         // Every prefix of the id's path at a segment boundary: "", "/agent", "/agent/support", ...
@@ -126,21 +114,21 @@ impl AgentIndex {
                 .take_while(|i| best.is_none_or(|b| *i < b))
                 .find(|i| {
                     let p = &self.patterns[*i];
-                    p.authority.eq_ignore_ascii_case(authority) && p.path.matches(path)
+                    p.authority.as_ref() == authority && p.path.matches(path)
                 });
             if found.is_some() {
                 best = found;
             }
         }
-        best.and_then(|i| self.agents.get(self.patterns[i].entry))
+        best.and_then(|i| self.patterns.get(i)).map(|p| p.entry)
     }
 
     pub fn len(&self) -> usize {
-        self.agents.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.agents.is_empty()
+        self.len == 0
     }
 
     pub fn exact_count(&self) -> usize {
@@ -150,53 +138,36 @@ impl AgentIndex {
     pub fn pattern_count(&self) -> usize {
         self.patterns.len()
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = &AgentPolicy> {
-        self.agents.iter()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn policy(entry: usize, id: &str) -> AgentPolicy {
-        AgentPolicy {
-            entry,
-            id: id.into(),
-            roles: vec![],
-            roles_header: "".into(),
-            labels: BTreeMap::new(),
-            rate_limit: None,
-            upstreams: UpstreamSet::with_capacity(1),
-            require_token: false,
-        }
+    fn id(s: &str) -> AgentId {
+        AgentId::parse(s).unwrap()
     }
 
     #[test]
     fn exact_wins_over_pattern() {
-        let idx = AgentIndex::new(vec![
-            policy(0, "spiffe://example.org/agent/support/*"),
-            policy(1, "spiffe://example.org/agent/support/vip"),
+        let idx = AgentIndex::new([
+            "spiffe://example.org/agent/support/*",
+            "spiffe://example.org/agent/support/vip",
         ]);
         assert_eq!(
-            idx.lookup("spiffe://example.org/agent/support/vip")
-                .unwrap()
-                .entry,
-            1
+            idx.lookup(&id("spiffe://example.org/agent/support/vip")),
+            Some(1)
         );
         assert_eq!(
-            idx.lookup("spiffe://example.org/agent/support/bob")
-                .unwrap()
-                .entry,
-            0
+            idx.lookup(&id("spiffe://example.org/agent/support/bob")),
+            Some(0)
         );
-        assert!(idx
-            .lookup("spiffe://example.org/agent/support/bob/x")
-            .is_none());
-        assert!(idx.lookup("spiffe://example.org/agent/other").is_none());
-        assert!(idx.lookup("spiffe://evil.org/agent/support/bob").is_none());
-        assert!(idx.lookup("not a spiffe id").is_none());
+        assert_eq!(
+            idx.lookup(&id("spiffe://example.org/agent/support/bob/x")),
+            None
+        );
+        assert_eq!(idx.lookup(&id("spiffe://example.org/agent/other")), None);
+        assert_eq!(idx.lookup(&id("spiffe://evil.org/agent/support/bob")), None);
     }
 
     #[test]
@@ -209,57 +180,45 @@ mod tests {
 
     #[test]
     fn many_patterns_same_answer_as_a_scan() {
-        let mut agents: Vec<AgentPolicy> = (0..100)
-            .map(|i| policy(i, &format!("spiffe://example.org/fleet/f{i}/*")))
+        let mut ids: Vec<String> = (0..100)
+            .map(|i| format!("spiffe://example.org/fleet/f{i}/*"))
             .collect();
-        agents.push(policy(100, "spiffe://example.org/fleet/**"));
-        agents.push(policy(101, "spiffe://example.org/*/f7/*"));
-        let idx = AgentIndex::new(agents);
+        ids.push("spiffe://example.org/fleet/**".into());
+        ids.push("spiffe://example.org/*/f7/*".into());
+        let idx = AgentIndex::new(ids.iter().map(String::as_str));
         assert_eq!(
-            idx.lookup("spiffe://example.org/fleet/f42/bot")
-                .unwrap()
-                .entry,
-            42
+            idx.lookup(&id("spiffe://example.org/fleet/f42/bot")),
+            Some(42)
         );
         assert_eq!(
-            idx.lookup("spiffe://example.org/fleet/f7/bot")
-                .unwrap()
-                .entry,
-            7
+            idx.lookup(&id("spiffe://example.org/fleet/f7/bot")),
+            Some(7)
         );
         assert_eq!(
-            idx.lookup("spiffe://example.org/fleet/f420/bot")
-                .unwrap()
-                .entry,
-            100
+            idx.lookup(&id("spiffe://example.org/fleet/f420/bot")),
+            Some(100)
         );
         assert_eq!(
-            idx.lookup("spiffe://example.org/other/f7/bot")
-                .unwrap()
-                .entry,
-            101
+            idx.lookup(&id("spiffe://example.org/other/f7/bot")),
+            Some(101)
         );
-        assert_eq!(idx.lookup("spiffe://example.org/fleet").unwrap().entry, 100);
-        assert!(idx.lookup("spiffe://example.org/nothing").is_none());
-        assert!(idx.lookup("spiffe://EXAMPLE.org/fleet/f1/x").is_some());
+        assert_eq!(idx.lookup(&id("spiffe://example.org/fleet")), Some(100));
+        assert_eq!(idx.lookup(&id("spiffe://example.org/nothing")), None);
+        // Ids are never folded: another spelling of the trust domain is another id.
+        assert_eq!(idx.lookup_str("spiffe://EXAMPLE.org/fleet/f1/x"), None);
     }
 
     #[test]
     fn more_specific_pattern_wins() {
-        let idx = AgentIndex::new(vec![
-            policy(0, "spiffe://example.org/agent/**"),
-            policy(1, "spiffe://example.org/agent/support/*"),
+        let idx = AgentIndex::new([
+            "spiffe://example.org/agent/**",
+            "spiffe://example.org/agent/support/*",
         ]);
         assert_eq!(
-            idx.lookup("spiffe://example.org/agent/support/a")
-                .unwrap()
-                .entry,
-            1
+            idx.lookup(&id("spiffe://example.org/agent/support/a")),
+            Some(1)
         );
-        assert_eq!(
-            idx.lookup("spiffe://example.org/agent/x/y").unwrap().entry,
-            0
-        );
+        assert_eq!(idx.lookup(&id("spiffe://example.org/agent/x/y")), Some(0));
         assert_eq!(idx.exact_count(), 0);
         assert_eq!(idx.pattern_count(), 2);
     }

@@ -19,7 +19,6 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::config::schema::{IssuerSection, TokenSection};
-use crate::identity::agent_id::normalize_spiffe_id;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TokenError {
@@ -240,7 +239,8 @@ impl TokenVerifier {
         {
             return Err(invalid("wrong audience"));
         }
-        if claims.sub.as_deref().map(normalize_spiffe_id).as_deref() != Some(agent_id) {
+        // Byte for byte, as identities are compared everywhere: no folding of case.
+        if claims.sub.as_deref() != Some(agent_id) {
             return Err(invalid("token for another agent"));
         }
         let exp = claims

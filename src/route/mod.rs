@@ -1,5 +1,7 @@
-//! Route: make the request target safe to judge (`normalize`, `host`) and pick the route (`table`).
+//! Route: make the request target safe to judge (`normalize`, `host`, `shape`) and pick the route
+//! (`table`).
 
 pub mod host;
 pub mod normalize;
+pub mod shape;
 pub mod table;

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use super::host::canonical_host;
+use crate::ids::{RouteId, UpstreamId};
 
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -10,7 +11,7 @@ pub struct Route {
     pub host: Option<Box<str>>,
     /// Normalised prefix; matches on a segment boundary (`/inventory` never matches `/inventoryx`).
     pub prefix: Box<str>,
-    pub upstream: usize,
+    pub upstream: UpstreamId,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -26,7 +27,7 @@ impl RouteTable {
     }
 
     /// Builds a route from config strings; the host is canonicalised like a request's.
-    pub fn route(host: Option<&str>, prefix: Option<&str>, upstream: usize) -> Route {
+    pub fn route(host: Option<&str>, prefix: Option<&str>, upstream: UpstreamId) -> Route {
         let host = host.map(|h| {
             canonical_host(h)
                 .unwrap_or_else(|_| h.to_ascii_lowercase())
@@ -43,19 +44,23 @@ impl RouteTable {
         }
     }
 
-    /// Index of the first matching route.
-    pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<usize> {
-        self.routes.iter().position(|r| {
-            let host_ok = match &r.host {
-                None => true,
-                Some(h) => host == Some(h.as_ref()),
-            };
-            host_ok && prefix_matches(&r.prefix, path)
-        })
+    /// The first matching route.
+    pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<(RouteId, &Route)> {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| {
+                let host_ok = match &r.host {
+                    None => true,
+                    Some(h) => host == Some(h.as_ref()),
+                };
+                host_ok && prefix_matches(&r.prefix, path)
+            })
+            .map(|(i, r)| (RouteId::new(i), r))
     }
 
-    pub fn get(&self, i: usize) -> Option<&Route> {
-        self.routes.get(i)
+    pub fn get(&self, id: RouteId) -> Option<&Route> {
+        self.routes.get(id.index())
     }
 
     /// Whether some route selects on this host (absolute-form targets must name one).
@@ -86,31 +91,36 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn lookup(t: &RouteTable, host: Option<&str>, path: &str) -> Option<usize> {
+        t.lookup(host, path).map(|(id, _)| id.index())
+    }
+
     #[test]
     fn first_match_on_segment_boundaries() {
+        let u = UpstreamId::new;
         let t = RouteTable::new(vec![
-            RouteTable::route(Some("Inventory.Internal"), Some("/inventory"), 0),
-            RouteTable::route(None, Some("/inventory"), 1),
-            RouteTable::route(None, Some("/payroll/"), 2),
+            RouteTable::route(Some("Inventory.Internal"), Some("/inventory"), u(0)),
+            RouteTable::route(None, Some("/inventory"), u(1)),
+            RouteTable::route(None, Some("/payroll/"), u(2)),
         ]);
         assert_eq!(
-            t.lookup(Some("inventory.internal"), "/inventory/items"),
+            lookup(&t, Some("inventory.internal"), "/inventory/items"),
             Some(0)
         );
-        assert_eq!(t.lookup(None, "/inventory/items"), Some(1));
-        assert_eq!(t.lookup(Some("other"), "/inventory"), Some(1));
-        assert_eq!(t.lookup(None, "/inventoryx"), None);
-        assert_eq!(t.lookup(None, "/payroll/x"), Some(2));
-        assert_eq!(t.lookup(None, "/payroll"), None);
-        assert_eq!(t.lookup(None, "/"), None);
+        assert_eq!(lookup(&t, None, "/inventory/items"), Some(1));
+        assert_eq!(lookup(&t, Some("other"), "/inventory"), Some(1));
+        assert_eq!(lookup(&t, None, "/inventoryx"), None);
+        assert_eq!(lookup(&t, None, "/payroll/x"), Some(2));
+        assert_eq!(lookup(&t, None, "/payroll"), None);
+        assert_eq!(lookup(&t, None, "/"), None);
         assert!(t.is_route_host("inventory.internal"));
         assert!(!t.is_route_host("other"));
     }
 
     #[test]
     fn root_prefix_matches_all() {
-        let t = RouteTable::new(vec![RouteTable::route(None, None, 0)]);
-        assert_eq!(t.lookup(None, "/"), Some(0));
-        assert_eq!(t.lookup(Some("x"), "/a/b"), Some(0));
+        let t = RouteTable::new(vec![RouteTable::route(None, None, UpstreamId::new(0))]);
+        assert_eq!(lookup(&t, None, "/"), Some(0));
+        assert_eq!(lookup(&t, Some("x"), "/a/b"), Some(0));
     }
 }

@@ -15,12 +15,12 @@ use rustls::HandshakeKind;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::runtime::Runtime;
 use super::service::handle;
-use crate::admit::AgentState;
+use crate::agents::AgentState;
 use crate::identity::agent_id::{peer_cert, IdentityError, PeerCert};
+use crate::ids::AgentId;
 use crate::telemetry::audit::{AuditRecord, TryRecordError};
 use crate::tls::reason::{handshake_failure_reason, tls_error_reason};
 use crate::tls::TlsState;
@@ -91,11 +91,11 @@ impl ConnInfo {
     }
 
     /// The agent's runtime state, resolved once per connection.
-    pub fn agent_state(&self, rt: &Runtime, agent_id: &str) -> Arc<AgentState> {
+    pub fn agent_state(&self, rt: &Runtime, agent_id: &AgentId) -> Arc<AgentState> {
         self.agent
             .get_or_init(|| {
                 rt.agents
-                    .get_or_insert(agent_id, || rt.metrics.agent_label(agent_id))
+                    .get_or_insert(agent_id, || rt.metrics.agent_label(agent_id.as_str()))
             })
             .clone()
     }
@@ -104,19 +104,6 @@ impl ConnInfo {
         (self.inflight.load(Ordering::Relaxed) == 0)
             .then(|| mono_ms() - self.last_active_ms.load(Ordering::Relaxed))
     }
-}
-
-/// notAfter of a DER certificate, Unix ms.
-pub fn cert_not_after_ms(der: &[u8]) -> Option<i64> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    Some(cert.validity().not_after.timestamp().saturating_mul(1000))
-}
-
-/// The first instant, Unix ms, at which a DER certificate is expired. notAfter is inclusive
-/// (RFC 5280) and the handshake verifier accepts the certificate through that whole second, so a
-/// connection closed any earlier could reconnect at once and be closed again.
-pub fn cert_expires_at_ms(der: &[u8]) -> Option<i64> {
-    cert_not_after_ms(der).map(|t| t.saturating_add(1000))
 }
 
 /// Checks a connection's chain against the trust in force now.
@@ -166,7 +153,9 @@ pub async fn serve_connection(
         .tls_handshakes
         .with_label_values(&["ok", "ok"])
         .inc();
-    let expires_at_ms = certs.first().and_then(|c| cert_expires_at_ms(c));
+    let expires_at_ms = certs
+        .first()
+        .and_then(|c| crate::tls::cert::expires_at_ms(c));
     let trusted_by = snap.tls.clone();
     drop(snap);
 
@@ -246,26 +235,5 @@ fn handshake_failed(rt: &Runtime, peer: SocketAddr, reason: &'static str) {
             let audit = audit.clone();
             tokio::spawn(async move { audit.record(*rec).await });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::certs::pki::{Ca, LeafOptions};
-
-    #[test]
-    fn a_certificate_expires_one_second_after_its_inclusive_not_after() {
-        let ca = Ca::generate("expiry test CA", Duration::from_secs(3600)).unwrap();
-        let issued = ca
-            .issue_agent(&LeafOptions::new("spiffe://example.org/agent/a"))
-            .unwrap();
-        let not_after_ms = issued.not_after.unix_timestamp() * 1000;
-        assert_eq!(cert_not_after_ms(&issued.cert_der), Some(not_after_ms));
-        assert_eq!(
-            cert_expires_at_ms(&issued.cert_der),
-            Some(not_after_ms + 1000)
-        );
-        assert_eq!(cert_expires_at_ms(b"not a certificate"), None);
     }
 }

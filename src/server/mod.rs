@@ -1,7 +1,8 @@
 //! The agent-facing server: accept loop (`listener`), one connection's life (`connection`), one
-//! request's way (`service`), and the record step (`record`, `body`).
+//! request's way (`service`: decide, forward, record), live admission state (`admission`), and the
+//! record step (`record`).
 
-pub mod body;
+pub mod admission;
 pub mod connection;
 pub mod ids;
 pub mod listener;

@@ -1,23 +1,26 @@
 //! The record step: once a request is over (its response body finished or dropped), count it in
 //! the metrics, the agent's counters, the audit log and the behaviour baseline.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use std::borrow::Cow;
-
+use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::body::OnEnd;
+use super::connection::ConnInfo;
 use super::runtime::Runtime;
-use crate::admit::AgentState;
-use crate::anomaly::Observation;
+use crate::admit::InFlightSlot;
+use crate::agents::AgentState;
+use crate::anomaly::{AnomalyAction, Observation};
 use crate::clock::UtcMoment;
-use crate::config::compile::Snapshot;
-use crate::config::schema::AnomalyAction;
-use crate::decision::{Reason, RuleRef, Verdict};
+use crate::decision::{Reason, RuleRef, Verdict, ALLOWED};
+use crate::forward::body::OnEnd;
 use crate::identity::agent_id::PeerCert;
+use crate::ids::{AgentId, RouteId, UpstreamId};
+use crate::pipeline::{Permit, Refusal, Trace};
+use crate::snapshot::Snapshot;
 use crate::telemetry::audit::{AuditDecision, AuditRecord, RecordKind, TryRecordError};
 use crate::telemetry::metrics::Metrics;
 
@@ -27,22 +30,24 @@ pub struct RequestRecord {
     pub snap: Arc<Snapshot>,
     pub request_id: String,
     pub started: Instant,
+    /// Wall-clock start, Unix ms: the time the decision judged.
+    pub started_ms: i64,
     pub source_ip: IpAddr,
     pub method: http::Method,
     pub host: Option<String>,
     pub path: String,
-    pub agent_id: Option<Arc<str>>,
+    pub agent_id: Option<AgentId>,
     pub agent: Option<Arc<AgentState>>,
     /// The verified client certificate's facts (serial, for the clone signal).
     pub peer: Option<Arc<PeerCert>>,
-    pub roles: Option<Arc<str>>,
     /// The agent entry's role names, for the audit record.
     pub role_list: Option<Arc<[Arc<str>]>>,
-    pub route: Option<usize>,
-    pub upstream: Option<usize>,
+    pub route: Option<RouteId>,
+    pub upstream: Option<UpstreamId>,
     pub rule: Option<RuleRef>,
     pub verdict: Verdict,
-    pub reason: Reason,
+    /// `None` for an allowed request.
+    pub reason: Option<Reason>,
     pub status: u16,
     pub bytes_in: Arc<AtomicU64>,
     /// When the upstream answered with a response head.
@@ -51,21 +56,94 @@ pub struct RequestRecord {
     /// Whether the anomaly engine scored this request (its gauge is then updated).
     pub anomaly_updated: bool,
     pub signals: Vec<Cow<'static, str>>,
+    /// The agent's in-flight slot, freed when the request ends.
+    pub in_flight: Option<InFlightSlot>,
 }
 
 impl RequestRecord {
+    pub fn new(
+        rt: &Arc<Runtime>,
+        snap: &Arc<Snapshot>,
+        conn: &ConnInfo,
+        req: &http::Request<Incoming>,
+    ) -> Self {
+        RequestRecord {
+            request_id: rt.ids.next(),
+            started: Instant::now(),
+            started_ms: rt.clock.now_unix_ms(),
+            source_ip: conn.peer.ip(),
+            method: req.method().clone(),
+            host: None,
+            path: req.uri().path().to_string(),
+            agent_id: None,
+            agent: None,
+            peer: None,
+            role_list: None,
+            route: None,
+            upstream: None,
+            rule: None,
+            verdict: Verdict::Allow,
+            reason: None,
+            status: 0,
+            bytes_in: Arc::new(AtomicU64::new(0)),
+            upstream_elapsed: None,
+            anomaly_score: 0.0,
+            anomaly_updated: false,
+            signals: Vec::new(),
+            in_flight: None,
+            rt: rt.clone(),
+            snap: snap.clone(),
+        }
+    }
+
+    fn traced(&mut self, trace: &Trace) {
+        self.role_list = trace
+            .agent_entry
+            .and_then(|e| self.snap.agents.get(e))
+            .map(|a| a.role_names.clone());
+        self.route = trace.route;
+        self.upstream = trace.upstream;
+        self.rule = trace.rule;
+        if let Some(shaped) = &trace.shaped {
+            self.host.clone_from(&shaped.host);
+            self.path.clone_from(&shaped.target.path);
+        }
+    }
+
+    /// What the decision allowed (or shadow mode let through).
+    pub fn permitted(&mut self, permit: &Permit) {
+        self.traced(permit.trace());
+        let target = permit.target();
+        self.host.clone_from(&target.host);
+        self.path.clone_from(&target.target.path);
+        if let Some(reason) = permit.shadowed() {
+            self.verdict = Verdict::ShadowDeny;
+            self.reason = Some(reason);
+        }
+    }
+
+    /// What the decision (or the upstream, after it) refused.
+    pub fn refused(&mut self, refusal: &Refusal) {
+        self.traced(&refusal.trace);
+        self.verdict = Verdict::Deny;
+        self.reason = Some(refusal.reason);
+        self.status = refusal.reason.status().as_u16();
+    }
+
+    fn reason_str(&self) -> &'static str {
+        self.reason.map_or(ALLOWED, Reason::as_str)
+    }
+
     fn upstream_name(&self) -> &str {
         self.upstream
-            .and_then(|u| self.snap.upstreams.get(u))
+            .and_then(|u| self.snap.upstream(u))
             .map(|u| u.name.as_ref())
             .unwrap_or("")
     }
 
     /// `role/allow[N]`, when a rule decided.
     pub fn rule_label(&self) -> Option<String> {
-        self.rule
-            .as_ref()
-            .map(|r| crate::authz::decide::rule_label(&self.snap, r))
+        self.rule.as_ref().map(|r| self.snap.rule_label(r))
     }
 }
 
@@ -81,7 +159,7 @@ impl RequestRecord {
             ts: crate::clock::utc_datetime(now_ms),
             kind: RecordKind::Request,
             request_id: self.request_id.clone(),
-            agent: self.agent_id.clone(),
+            agent: self.agent_id.as_ref().map(|a| a.as_arc().clone()),
             roles: self
                 .role_list
                 .clone()
@@ -93,10 +171,10 @@ impl RequestRecord {
             }),
             host: self.host.clone(),
             path: Some(self.path.clone()),
-            route: self.route,
+            route: self.route.map(RouteId::index),
             upstream: self
                 .upstream
-                .and_then(|u| self.snap.upstreams.get(u))
+                .and_then(|u| self.snap.upstream(u))
                 .map(|u| u.name.clone()),
             rule: self.rule_label().map(Arc::from),
             decision: match self.verdict {
@@ -104,7 +182,7 @@ impl RequestRecord {
                 Verdict::Deny => AuditDecision::Deny,
                 Verdict::ShadowDeny => AuditDecision::ShadowDeny,
             },
-            reason: Cow::Borrowed(self.reason.as_str()),
+            reason: Cow::Borrowed(self.reason_str()),
             status: Some(self.status),
             duration_ms: elapsed.as_secs_f64() * 1000.0,
             bytes_in,
@@ -124,7 +202,7 @@ impl RequestRecord {
         let settings = &self.snap.anomaly;
         // A quarantined agent's refused requests say nothing new about it: they neither teach
         // its baseline nor score.
-        if !settings.enabled || self.reason == Reason::Quarantined {
+        if !settings.enabled || self.reason == Some(Reason::Quarantined) {
             return;
         }
         let now_ms = self.rt.clock.now_unix_ms();
@@ -136,7 +214,7 @@ impl RequestRecord {
             denied: self.verdict != Verdict::Allow,
             bytes_in,
             bytes_out,
-            source_ip: crate::authz::when::canonical_ip(self.source_ip),
+            source_ip: crate::net::canonical_ip(self.source_ip),
             cert_serial: &peer.serial_hex,
             now: self.rt.mono(),
             hour_of_week: UtcMoment::from_unix_ms(now_ms).hour_of_week(),
@@ -182,12 +260,12 @@ impl RequestRecord {
         let m: &Metrics = &self.rt.metrics;
         let upstream = self
             .upstream
-            .and_then(|u| self.snap.upstreams.get(u))
+            .and_then(|u| self.snap.upstream(u))
             .map_or(no_upstream(), |u| &u.name);
         let labels = [
             Metrics::method_label(&self.method),
             self.verdict.as_str(),
-            self.reason.as_str(),
+            self.reason_str(),
             Metrics::status_class(self.status),
         ];
         match &self.agent {
@@ -247,13 +325,13 @@ impl OnEnd for RequestRecord {
         }
         tracing::debug!(
             request_id = %self.request_id,
-            agent = self.agent_id.as_deref().unwrap_or(""),
+            agent = self.agent_id.as_ref().map_or("", AgentId::as_str),
             method = %self.method,
             path = %self.path,
             upstream = self.upstream_name(),
             rule = self.rule_label().as_deref().unwrap_or(""),
             decision = self.verdict.as_str(),
-            reason = self.reason.as_str(),
+            reason = self.reason_str(),
             status = self.status,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             bytes_in,

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::admit::AgentRegistry;
+use crate::agents::AgentRegistry;
 use crate::clock::Clock;
-use crate::config::reload::ConfigHandle;
+use crate::snapshot::ConfigHandle;
 use crate::telemetry::audit::AuditLog;
 use crate::telemetry::metrics::Metrics;
 

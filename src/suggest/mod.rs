@@ -113,8 +113,8 @@ pub fn suggest(opts: &Options) -> Result<Suggestion, SuggestError> {
         }])
     })?;
     // The running config must pass `check`: its agent index says which entry covers an id.
-    let snap = crate::config::reload::build_snapshot(&opts.config, None, 0)
-        .map_err(SuggestError::Config)?;
+    let snap =
+        crate::snapshot::build_snapshot(&opts.config, None, 0).map_err(SuggestError::Config)?;
     let loaded = crate::config::load::load(&opts.config).map_err(SuggestError::Config)?;
     let file = &loaded.file;
     let only = opts
@@ -156,8 +156,9 @@ pub fn suggest(opts: &Options) -> Result<Suggestion, SuggestError> {
 }
 
 /// The `agents` entry covering `id` in the running config.
-fn entry_for(snap: &crate::config::compile::Snapshot, id: &str) -> Option<usize> {
-    snap.agents.lookup(id).map(|a| a.entry)
+fn entry_for(snap: &crate::snapshot::Snapshot, id: &str) -> Option<usize> {
+    let id = crate::ids::AgentId::parse(id).ok()?;
+    snap.agent(&id).map(|a| a.entry)
 }
 
 /// `--agent` names an entry as the config writes it.

@@ -219,7 +219,7 @@ pub fn check_text(text: &str, path: &Path) -> Vec<ConfigError> {
     if !errors.is_empty() {
         return errors;
     }
-    crate::config::compile::compile(&loaded, None, 0)
+    crate::snapshot::compile(&loaded, None, 0)
         .err()
         .unwrap_or_default()
 }

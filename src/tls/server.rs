@@ -2,7 +2,7 @@
 //! CA, CRL files or key-exchange groups change: a new config means a new session cache, so a change
 //! of trust also ends resumption of every earlier session.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -15,7 +15,26 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::verifier::RequireClientAuthEku;
-use crate::config::schema::TlsSection;
+
+/// The files and choices the agent-facing TLS is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+    pub crl: Vec<PathBuf>,
+    /// Key-exchange groups in preference order; empty keeps rustls' secure default.
+    pub kx_groups: Vec<String>,
+}
+
+impl TlsFiles {
+    /// Every file named: a change of any of them rebuilds the TLS state.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.cert.clone(), self.key.clone(), self.client_ca.clone()];
+        v.extend(self.crl.iter().cloned());
+        v
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -95,7 +114,7 @@ pub fn provider(kx_groups: &[String]) -> Result<Arc<CryptoProvider>, TlsError> {
     Ok(Arc::new(p))
 }
 
-fn fingerprint(section: &TlsSection) -> Result<[u8; 32], TlsError> {
+fn fingerprint(section: &TlsFiles) -> Result<[u8; 32], TlsError> {
     let mut h = Sha256::new();
     let mut files = vec![&section.cert, &section.key, &section.client_ca];
     files.extend(section.crl.iter());
@@ -113,7 +132,7 @@ fn fingerprint(section: &TlsSection) -> Result<[u8; 32], TlsError> {
 
 /// The client-certificate verifier for a CA bundle and CRLs.
 pub fn client_verifier(
-    section: &TlsSection,
+    section: &TlsFiles,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
     let mut roots = RootCertStore::empty();
@@ -139,7 +158,7 @@ pub fn client_verifier(
 
 /// Builds the TLS state, or returns `previous` untouched when no input changed.
 pub fn build(
-    section: &TlsSection,
+    section: &TlsFiles,
     previous: Option<&Arc<TlsState>>,
 ) -> Result<Arc<TlsState>, TlsError> {
     let fp = fingerprint(section)?;

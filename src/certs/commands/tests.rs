@@ -75,7 +75,7 @@ fn issue_writes_the_pair_named_after_the_last_segment_and_indexes_it() {
     assert_eq!(mode(&files.key), 0o600);
     let der = store::read_cert_der(&files.cert).expect("der");
     let peer = peer_cert(&der, "example.org").expect("peer");
-    assert_eq!(peer.agent_id, AGENT);
+    assert_eq!(peer.agent_id.as_str(), AGENT);
     assert_eq!(peer.serial_hex, files.serial_hex);
     let printed = text(&out);
     assert!(printed.contains(&files.serial_hex));

@@ -140,6 +140,10 @@ fn check_agent_refs(r: &mut Report<'_>, base: &str, agent: &AgentSection) {
 /// `spiffe://<trust domain>/<path>`; `*` stands for one whole segment and `**` for the rest,
 /// only as the last segment.
 fn agent_id_problem(id: &str, td: &str) -> Result<(), String> {
+    // The rule certificates are read by: an id no certificate can carry never matches anyone.
+    if let Err(e) = crate::ids::check_agent_pattern(id) {
+        return Err(format!("agent id \"{id}\" is not a SPIFFE ID: {e}"));
+    }
     let prefix = format!("spiffe://{td}/");
     let Some(path) = id.strip_prefix(&prefix) else {
         return Err(format!(

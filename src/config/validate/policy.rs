@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::Report;
 use crate::config::schema::{RoleSection, RouteSection, RuleSection, WhenSection};
 use crate::config::suggest::did_you_mean;
+use crate::route::normalize::normalize_target;
 
 const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -121,10 +122,7 @@ fn literal_path_problem<'a>(
     text: &str,
     segments: impl Iterator<Item = &'a str>,
 ) -> Result<(), String> {
-    if let Some(c) = text
-        .chars()
-        .find(|c| matches!(c, '?' | '#' | '\\') || c.is_whitespace() || c.is_control())
-    {
+    if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "\"{text}\" contains {c:?}: a path pattern is a plain path, matched after normalisation"
         ));
@@ -137,37 +135,37 @@ fn literal_path_problem<'a>(
                     "\"{text}\" has a `{seg}` segment; requests are matched after dot segments are removed"
                 ))
             }
-            _ => percent_problem(text, seg)?,
+            "*" | "**" => {}
+            _ => segment_problem(text, seg)?,
         }
     }
     Ok(())
 }
 
-fn percent_problem(text: &str, seg: &str) -> Result<(), String> {
-    let bytes = seg.as_bytes();
-    let mut i = 0;
-    while let Some(off) = bytes[i..].iter().position(|b| *b == b'%') {
-        let at = i + off;
-        let hex = bytes
-            .get(at + 1..at + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .ok_or_else(|| format!("\"{text}\" has an invalid %-escape"))?;
-        if hex.is_ascii_alphanumeric() || matches!(hex, b'-' | b'.' | b'_' | b'~') {
-            return Err(format!(
-                "\"{text}\": write `{}` instead of `{}`; requests are matched after unreserved characters are decoded",
-                hex as char,
-                &seg[at..at + 3]
-            ));
+/// A literal segment matches only if it is already in the normal form requests are judged in:
+/// the same normalisation is applied to it, and any difference means it can never match.
+pub(super) fn segment_problem(text: &str, seg: &str) -> Result<(), String> {
+    let written = format!("/{seg}");
+    match normalize_target(&written) {
+        Ok(n) if n.path == written && n.query.is_none() => Ok(()),
+        Ok(n) if n.query.is_some() => Err(format!(
+            "\"{text}\" contains `?`: a path pattern is a plain path, without a query"
+        )),
+        Ok(n) => {
+            let hint = if seg.contains(['{', '}', '<', '>']) {
+                " (for a variable segment write `*`)"
+            } else {
+                ""
+            };
+            Err(format!(
+                "\"{text}\": segment `{seg}` never matches, since requests are matched in normal form, where it reads `{}`{hint}",
+                &n.path[1..]
+            ))
         }
-        if matches!(hex, b'/' | b'\\' | 0) {
-            return Err(format!(
-                "\"{text}\": an encoded `/`, `\\` or NUL is refused in requests, so this never matches"
-            ));
-        }
-        i = at + 3;
+        Err(e) => Err(format!(
+            "\"{text}\": segment `{seg}` never matches: a request holding it is refused ({e})"
+        )),
     }
-    Ok(())
 }
 
 /// A rule path: literal segments, `*` (one segment) or `**` (zero or more), each whole.
@@ -257,8 +255,13 @@ fn check_rule(
         if !method_ok(method) {
             r.err(
                 &format!("{base}.methods[{i}]"),
+                format!("\"{method}\" is not an HTTP method token"),
+            );
+        } else if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            r.err(
+                &format!("{base}.methods[{i}]"),
                 format!(
-                    "\"{}\" is not an HTTP method token",
+                    "methods are upper case: write \"{}\" (requests with a lower-case method are refused before the rules)",
                     method.to_ascii_uppercase()
                 ),
             );

@@ -454,7 +454,7 @@ fn allow_rules_need_role_upstreams() {
 fn methods_must_be_tokens() {
     let fx = Fixture::new();
     let e = fx.one_error(
-        "roles:\n  r:\n    upstreams: [inventory]\n    allow:\n      - methods: [get, \"GE T\"]\n",
+        "roles:\n  r:\n    upstreams: [inventory]\n    allow:\n      - methods: [GET, \"GE T\"]\n",
     );
     assert_at(
         &e,
@@ -462,6 +462,21 @@ fn methods_must_be_tokens() {
         17,
         24,
         "\"GE T\" is not an HTTP method",
+    );
+}
+
+#[test]
+fn methods_must_be_upper_case() {
+    let fx = Fixture::new();
+    let e = fx.one_error(
+        "roles:\n  r:\n    upstreams: [inventory]\n    deny:\n      - methods: [GET, delete]\n",
+    );
+    assert_at(
+        &e,
+        "roles.r.deny[0].methods[1]",
+        17,
+        24,
+        "methods are upper case: write \"DELETE\"",
     );
 }
 
@@ -474,10 +489,19 @@ fn path_patterns() {
         ("/a/../b", "`..` segment"),
         ("/./b", "`.` segment"),
         ("/a//b", "empty segment"),
-        ("/%7Euser", "write `~` instead of `%7E`"),
-        ("/a%2Fb", "encoded `/`"),
-        ("/a%zz", "invalid %-escape"),
-        ("/a?b=c", "'?'"),
+        ("/%7Euser", "where it reads `~user`"),
+        ("/a%2Fb", "never matches: a request holding it is refused"),
+        ("/a%zz", "never matches: a request holding it is refused"),
+        ("/a?b=c", "`?`"),
+        (
+            "/users/{id}",
+            "where it reads `%7Bid%7D` (for a variable segment write `*`)",
+        ),
+        ("/a|b", "where it reads `a%7Cb`"),
+        ("/caf%c3%a9", "where it reads `caf%C3%A9`"),
+        ("/a;b", "never matches"),
+        ("/a\\b", "never matches"),
+        ("/x#frag", "never matches"),
     ] {
         let e = policy::pattern_problem(pattern).unwrap_err();
         assert!(e.contains(needle), "{pattern}: {e}");
@@ -564,11 +588,20 @@ fn agents() {
             "spiffe://other.org/a",
             "outside the trust domain \"example.org\"",
         ),
-        ("spiffe://example.org/", "needs a path"),
+        (
+            "spiffe://example.org/",
+            "is not a SPIFFE ID: a path segment is empty",
+        ),
         ("spiffe://example.org/a/**/b", "only as the last segment"),
-        ("spiffe://example.org/a*", "whole segment"),
-        ("spiffe://example.org/a//b", "empty path segment"),
-        ("spiffe://example.org/a/../b", "`..` segment"),
+        (
+            "spiffe://example.org/a*",
+            "a wildcard segment must be exactly",
+        ),
+        ("spiffe://example.org/a//b", "a path segment is empty"),
+        ("spiffe://example.org/a/../b", "is `.` or `..`"),
+        ("SPIFFE://example.org/a", "is not a SPIFFE ID"),
+        ("spiffe://Example.org/a", "is not a SPIFFE ID"),
+        ("spiffe://example.org/a%2Fb", "is not a SPIFFE ID"),
     ] {
         let e = one(id);
         assert_at(&e, "agents[0].id", 17, 9, needle);

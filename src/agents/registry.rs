@@ -1,5 +1,5 @@
 //! Per-agent runtime state, keyed by the agent id from the certificate: counters for `/agents`,
-//! the rate bucket, the quarantine, the behaviour baseline. Each connection resolves its agent's
+//! its admission state (rate bucket, quarantine, requests in flight), the behaviour baseline. Each connection resolves its agent's
 //! state once, so the request path touches only that agent's atomics and small mutexes.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -9,22 +9,20 @@ use std::time::Duration;
 use dashmap::DashMap;
 use tokio::time::Instant;
 
-use super::rate::TokenBucket;
+use crate::admit::{InFlight, Quarantine, RateLimit, TokenBucket};
 use crate::anomaly::AgentBehaviour;
-use crate::config::schema::RateLimitSection;
+use crate::ids::AgentId;
 use crate::telemetry::metrics::AgentMetrics;
-
-/// Quarantine state: 0 = free, `i64::MAX` = until released, else Unix ms when it ends.
-const FREE: i64 = 0;
-pub const INDEFINITE: i64 = i64::MAX;
 
 #[derive(Debug)]
 pub struct AgentState {
-    pub id: Arc<str>,
+    pub id: AgentId,
     /// The `agent` label this agent's metrics use (its id, or `__other__` past the series cap).
     pub metric_label: Arc<str>,
     rate: Mutex<Option<TokenBucket>>,
-    quarantined_until_ms: AtomicI64,
+    quarantine: Quarantine,
+    /// Its requests in flight over all its connections.
+    pub in_flight: Arc<InFlight>,
     pub requests: AtomicU64,
     pub denials: AtomicU64,
     pub last_seen_ms: AtomicI64,
@@ -35,12 +33,13 @@ pub struct AgentState {
 }
 
 impl AgentState {
-    fn new(id: Arc<str>, metric_label: Arc<str>) -> Self {
+    fn new(id: AgentId, metric_label: Arc<str>) -> Self {
         AgentState {
             id,
             metric_label,
             rate: Mutex::new(None),
-            quarantined_until_ms: AtomicI64::new(FREE),
+            quarantine: Quarantine::default(),
+            in_flight: Arc::new(InFlight::default()),
             requests: AtomicU64::new(0),
             denials: AtomicU64::new(0),
             last_seen_ms: AtomicI64::new(0),
@@ -51,31 +50,24 @@ impl AgentState {
 
     /// Whether the agent is quarantined at `now_ms` (an expired quarantine lifts itself).
     pub fn is_quarantined(&self, now_ms: i64) -> bool {
-        let until = self.quarantined_until_ms.load(Ordering::Relaxed);
-        until != FREE && now_ms < until
+        self.quarantine.is_active(now_ms)
     }
 
     /// Unix ms when the quarantine ends (`INDEFINITE` until released), if quarantined.
     pub fn quarantined_until(&self, now_ms: i64) -> Option<i64> {
-        let until = self.quarantined_until_ms.load(Ordering::Relaxed);
-        (until != FREE && now_ms < until).then_some(until)
+        self.quarantine.until(now_ms)
     }
 
     pub fn quarantine(&self, until_ms: i64) {
-        self.quarantined_until_ms
-            .store(until_ms.max(1), Ordering::Relaxed);
+        self.quarantine.set(until_ms);
     }
 
     pub fn release(&self) {
-        self.quarantined_until_ms.store(FREE, Ordering::Relaxed);
+        self.quarantine.release();
     }
 
     /// Takes a token from the agent's bucket; `Err(wait)` when over its rate.
-    pub fn check_rate(
-        &self,
-        limit: Option<&RateLimitSection>,
-        now: Instant,
-    ) -> Result<(), Duration> {
+    pub fn check_rate(&self, limit: Option<&RateLimit>, now: Instant) -> Result<(), Duration> {
         let Some(limit) = limit else { return Ok(()) };
         // A poisoned lock only means another request panicked mid-update; the bucket is still usable.
         let mut guard = self.rate.lock().unwrap_or_else(|p| p.into_inner());
@@ -98,7 +90,7 @@ impl AgentState {
 /// Every agent seen since start, bounded: past `max_agents`, agents idle the longest are dropped.
 #[derive(Debug)]
 pub struct AgentRegistry {
-    agents: DashMap<Arc<str>, Arc<AgentState>>,
+    agents: DashMap<AgentId, Arc<AgentState>>,
     max_agents: usize,
 }
 
@@ -111,21 +103,20 @@ impl AgentRegistry {
     }
 
     /// The state of `id`, created on first sight; `label` names its metrics series then.
-    pub fn get_or_insert(&self, id: &str, label: impl FnOnce() -> Arc<str>) -> Arc<AgentState> {
+    pub fn get_or_insert(&self, id: &AgentId, label: impl FnOnce() -> Arc<str>) -> Arc<AgentState> {
         if let Some(s) = self.agents.get(id) {
             return s.clone();
         }
         if self.agents.len() >= self.max_agents {
             self.evict_idle();
         }
-        let key: Arc<str> = id.into();
         self.agents
-            .entry(key.clone())
-            .or_insert_with(|| Arc::new(AgentState::new(key, label())))
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(AgentState::new(id.clone(), label())))
             .clone()
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<AgentState>> {
+    pub fn get(&self, id: &AgentId) -> Option<Arc<AgentState>> {
         self.agents.get(id).map(|s| s.clone())
     }
 
@@ -144,10 +135,10 @@ impl AgentRegistry {
 
     /// Drops the tenth of agents idle the longest; quarantined agents are kept.
     fn evict_idle(&self) {
-        let mut seen: Vec<(i64, Arc<str>)> = self
+        let mut seen: Vec<(i64, AgentId)> = self
             .agents
             .iter()
-            .filter(|e| e.value().quarantined_until_ms.load(Ordering::Relaxed) == FREE)
+            .filter(|e| !e.value().quarantine.is_set())
             .map(|e| {
                 (
                     e.value().last_seen_ms.load(Ordering::Relaxed),
@@ -167,28 +158,28 @@ impl AgentRegistry {
 mod tests {
     use super::*;
 
-    #[test]
-    fn quarantine_lifts_itself() {
-        let r = AgentRegistry::new(10);
-        let a = r.get_or_insert("a", || "a".into());
-        assert!(!a.is_quarantined(1000));
-        a.quarantine(2000);
-        assert!(a.is_quarantined(1999));
-        assert!(!a.is_quarantined(2000));
-        a.quarantine(INDEFINITE);
-        assert!(a.is_quarantined(i64::MAX - 1));
-        a.release();
-        assert!(!a.is_quarantined(0));
+    fn id(i: usize) -> AgentId {
+        AgentId::parse(&format!("spiffe://example.org/agent-{i}")).unwrap()
     }
 
     #[test]
     fn bounded() {
         let r = AgentRegistry::new(10);
         for i in 0..100 {
-            let s = r.get_or_insert(&format!("agent-{i}"), || "x".into());
-            s.touch(i);
+            let s = r.get_or_insert(&id(i), || "x".into());
+            s.touch(i as i64);
         }
         assert!(r.len() <= 10);
-        assert!(r.get("agent-99").is_some());
+        assert!(r.get(&id(99)).is_some());
+    }
+
+    #[test]
+    fn quarantined_agents_are_never_evicted() {
+        let r = AgentRegistry::new(10);
+        r.get_or_insert(&id(0), || "x".into()).quarantine(i64::MAX);
+        for i in 1..100 {
+            r.get_or_insert(&id(i), || "x".into()).touch(i as i64);
+        }
+        assert!(r.get(&id(0)).is_some());
     }
 }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::forward::upstream::BoxError;
+use crate::upstream::BoxError;
 
 /// Counts the data bytes that pass through into a shared counter.
 pub struct Counted<B> {

@@ -12,8 +12,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use super::compile::{compile, Snapshot};
-use super::load::ConfigError;
-use super::validate::load_and_validate;
+use crate::config::load::ConfigError;
+use crate::config::validate::load_and_validate;
 use crate::telemetry::metrics::Metrics;
 
 pub struct ConfigHandle {
@@ -106,11 +106,11 @@ impl ConfigHandle {
         }
     }
 
-    /// Files whose change triggers a reload: the config and the TLS files it names.
+    /// Files whose change triggers a reload: the config and every file it names.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let snap = self.snapshot();
         let mut files = vec![self.path.clone()];
-        files.extend(snap.tls_files.iter().cloned());
+        files.extend(snap.watched_files.iter().cloned());
         files
     }
 }

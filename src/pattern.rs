@@ -1,5 +1,9 @@
-//! Path patterns: `*` is one segment, `**` zero or more segments, anything else a literal segment.
-//! Patterns are matched against the normalised path's segments, never against raw text.
+//! Segment patterns: `*` is one segment, `**` zero or more segments, anything else a literal
+//! segment. Rules match them against a normalised request path's segments, never against raw text;
+//! the agent index matches SPIFFE id paths with them.
+//!
+//! One trailing `/` does not make another resource: `/a/b/` is `/a/b` to most frameworks, so a
+//! pattern and a path are each compared without it (a deny on `/admin` also covers `/admin/`).
 
 /// One segment of a compiled pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,7 @@ impl PathPattern {
     /// is taken literally.
     pub fn new(pattern: &str, case_insensitive: bool) -> Self {
         let body = pattern.strip_prefix('/').unwrap_or(pattern);
+        let body = body.strip_suffix('/').unwrap_or(body);
         let segs = body
             .split('/')
             .map(|s| match s {
@@ -55,6 +60,7 @@ impl PathPattern {
     /// Whether the normalised `path` (starting with `/`) matches.
     pub fn matches(&self, path: &str) -> bool {
         let body = path.strip_prefix('/').unwrap_or(path);
+        let body = body.strip_suffix('/').unwrap_or(body);
         // Segments are walked with one backtrack point per `**`, the classic wildcard algorithm
         // over segments: O(n*m) worst case, no allocation.
         let mut segs = body.split('/');
@@ -125,7 +131,9 @@ mod tests {
         assert!(!m("/inventory/orders", "/inventory/orders/1"));
         assert!(!m("/inventory/orders", "/inventory"));
         assert!(!m("/inventory/orders", "/inventory/Orders"));
-        assert!(!m("/inventory/orders", "/inventory/orders/"));
+        assert!(m("/inventory/orders", "/inventory/orders/"));
+        assert!(m("/inventory/orders/", "/inventory/orders"));
+        assert!(!m("/inventory/orders", "/inventory/orders//"));
         assert!(m("/", "/"));
         assert!(!m("/", "/a"));
     }
@@ -135,6 +143,8 @@ mod tests {
         assert!(m("/items/*", "/items/42"));
         assert!(!m("/items/*", "/items/42/x"));
         assert!(!m("/items/*", "/items"));
+        assert!(!m("/items/*", "/items/"));
+        assert!(m("/items/*", "/items/42/"));
         assert!(m("/items/*/price", "/items/42/price"));
         assert!(!m("/items/*/price", "/items/price"));
         assert!(m("/*", "/anything"));

@@ -3,7 +3,7 @@
 //! kept across reloads while its upstream's settings and files are unchanged, so pools survive.
 
 use std::error::Error as StdError;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +22,41 @@ use rustls::{ClientConfig, RootCertStore};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::config::schema::UpstreamSection;
 use crate::decision::Reason;
+
+/// One `upstreams` entry as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSettings {
+    pub url: String,
+    pub tls: Option<UpstreamTls>,
+    pub connect_timeout: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
+    pub http2: bool,
+    pub bodies_on_get: bool,
+}
+
+/// How warden speaks TLS to an upstream: the CA that verifies it, the client certificate it
+/// presents, the name it verifies when that differs from the URL's host.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamTls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+impl UpstreamSettings {
+    /// The files it names: a change of any of them rebuilds its pool.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.tls
+            .iter()
+            .flat_map(|t| [&t.ca, &t.cert, &t.key])
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
 
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// The body type warden sends upstream: the agent's body, streamed and capped.
@@ -59,6 +92,8 @@ pub struct Upstream {
     /// `Host` sent upstream: the upstream's own authority, as a reverse proxy does by default.
     pub host_header: HeaderValue,
     pub timeout: Option<Duration>,
+    /// Bodies on GET/HEAD/OPTIONS are forwarded (on a connection of their own).
+    pub bodies_on_get: bool,
     client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     fingerprint: [u8; 32],
 }
@@ -76,7 +111,7 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn fingerprint(name: &str, s: &UpstreamSection) -> Result<[u8; 32], String> {
+fn fingerprint(name: &str, s: &UpstreamSettings) -> Result<[u8; 32], String> {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(format!("{s:?}").as_bytes());
@@ -88,7 +123,7 @@ fn fingerprint(name: &str, s: &UpstreamSection) -> Result<[u8; 32], String> {
     Ok(h.finalize().into())
 }
 
-fn tls_config(s: &UpstreamSection) -> Result<ClientConfig, String> {
+fn tls_config(s: &UpstreamSettings) -> Result<ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = RootCertStore::empty();
     let tls = s.tls.as_ref();
@@ -125,7 +160,7 @@ impl Upstream {
     /// Builds the upstream, reusing `previous` when nothing about it changed.
     pub fn build(
         name: &str,
-        s: &UpstreamSection,
+        s: &UpstreamSettings,
         previous: Option<&Arc<Upstream>>,
     ) -> Result<Arc<Upstream>, String> {
         let fp = fingerprint(name, s)?;
@@ -139,11 +174,7 @@ impl Upstream {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(
-            s.connect_timeout
-                .map(|d| d.0)
-                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-        ));
+        http.set_connect_timeout(Some(s.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)));
         let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_config(s)?)
             .https_or_http();
@@ -162,7 +193,8 @@ impl Upstream {
             scheme,
             authority,
             host_header,
-            timeout: s.timeout.map(|d| d.0),
+            timeout: s.timeout,
+            bodies_on_get: s.bodies_on_get,
             client,
             fingerprint: fp,
         }))

@@ -1,0 +1,232 @@
+//! [`decide`]: the contract's decision order, one step after the other.
+
+use http::{header, Method, Version};
+
+use super::admission::{Admission, AdmitOutcome};
+use super::caller::Caller;
+use super::outcome::{Permit, Refusal, Trace};
+use super::request::RequestParts;
+use crate::authz::{authorize, AuthzDenial, RequestFacts};
+use crate::clock::UtcMoment;
+use crate::decision::{Mode, Reason, RuleRef};
+use crate::identity::token::TokenError;
+use crate::ids::AgentId;
+use crate::route::shape::{shape_request, Shaped};
+use crate::snapshot::{AgentPolicy, Snapshot};
+
+/// A refusal that shadow mode lets through, remembered until the decision ends.
+type Shadowed = Option<(Reason, Option<RuleRef>)>;
+
+/// Decides one request: `Ok(permit)` to forward, or the refusal.
+pub async fn decide<A: Admission>(
+    snap: &Snapshot,
+    caller: &Caller<'_>,
+    admission: &mut A,
+    req: &RequestParts<'_>,
+) -> Result<Permit, Refusal> {
+    let mut trace = Trace::default();
+    let (agent, thumbprint) = match *caller {
+        Caller::Agent { id, thumbprint } => (id, thumbprint),
+        Caller::NoIdentity(why) => {
+            return Err(Refusal::new(Reason::NoIdentity, trace).because(why));
+        }
+    };
+    let policy = identify(snap, agent, &mut trace)?;
+    if policy.require_token {
+        second_factor(snap, agent, thumbprint, req, &mut trace).await?;
+    }
+    let shadow = snap.mode == Mode::Shadow;
+    let mut shadowed: Shadowed = None;
+    match admission.admit(agent, policy, &snap.limits, req.now_ms) {
+        AdmitOutcome::Admitted => {}
+        AdmitOutcome::NotEvaluated => trace.admission_not_evaluated = true,
+        AdmitOutcome::Refused(reason, _) if shadow && reason.shadowable() => {
+            shadowed = Some((reason, None));
+        }
+        AdmitOutcome::Refused(reason, retry_after) => {
+            let mut r = Refusal::new(reason, trace);
+            r.retry_after = retry_after;
+            return Err(r);
+        }
+    }
+    let shaped = shape(snap, req, &mut trace)?;
+    let (route, upstream) = match snap
+        .routes
+        .lookup(shaped.host.as_deref(), &shaped.target.path)
+    {
+        Some((id, r)) => (id, r.upstream),
+        None => return Err(refuse_with(Reason::NoRoute, trace, shaped)),
+    };
+    trace.route = Some(route);
+    trace.upstream = Some(upstream);
+    if let Some(why) = body_refused(snap, req, upstream) {
+        return Err(refuse_with(Reason::BadRequest, trace, shaped).because(why));
+    }
+    let facts = RequestFacts {
+        method: req.method,
+        path: &shaped.target.path,
+        headers: req.headers,
+        source_ip: req.source_ip,
+        moment: UtcMoment::from_unix_ms(req.now_ms),
+    };
+    match authorize(&snap.roles, &policy.grants, upstream, &facts) {
+        Ok(rule) => trace.rule = Some(rule),
+        Err(denial) => {
+            let (reason, rule) = match denial {
+                AuthzDenial::Segmentation => (Reason::Segmentation, None),
+                AuthzDenial::Denied(rule) => (Reason::Denied, Some(rule)),
+                AuthzDenial::NoMatchingRule(near) => {
+                    trace.near_miss = near;
+                    (Reason::NoMatchingRule, None)
+                }
+            };
+            trace.rule = rule;
+            if !shadow {
+                return Err(refuse_with(reason, trace, shaped));
+            }
+            shadowed.get_or_insert((reason, rule));
+        }
+    }
+    Ok(Permit::new(
+        agent.clone(),
+        route,
+        upstream,
+        shaped,
+        shadowed,
+        trace,
+    ))
+}
+
+fn refuse_with(reason: Reason, mut trace: Trace, shaped: Shaped) -> Refusal {
+    trace.shaped = Some(Box::new(shaped));
+    Refusal::new(reason, trace)
+}
+
+/// Step 2: the agent id must be in the trust domain and covered by an `agents` entry.
+fn identify<'s>(
+    snap: &'s Snapshot,
+    agent: &AgentId,
+    trace: &mut Trace,
+) -> Result<&'s AgentPolicy, Refusal> {
+    if agent.trust_domain() != snap.trust_domain.as_ref() {
+        return Err(
+            Refusal::new(Reason::NoIdentity, trace.clone()).because(format!(
+                "`{agent}` is outside the trust domain {}",
+                snap.trust_domain
+            )),
+        );
+    }
+    let Some(entry) = snap.agent_index.lookup(agent) else {
+        return Err(Refusal::new(Reason::UnknownAgent, trace.clone())
+            .because("no `agents` entry (exact id or pattern) covers this id"));
+    };
+    trace.agent_entry = Some(entry);
+    snap.agents
+        .get(entry)
+        .ok_or_else(|| Refusal::new(Reason::UnknownAgent, trace.clone()))
+}
+
+/// Step 2b: the certificate-bound token, where a role or the config demands it.
+async fn second_factor(
+    snap: &Snapshot,
+    agent: &AgentId,
+    thumbprint: Option<&[u8; 32]>,
+    req: &RequestParts<'_>,
+    trace: &mut Trace,
+) -> Result<(), Refusal> {
+    let Some(verifier) = &snap.token else {
+        // A role demands a token but none can be verified: fail closed.
+        return Err(Refusal::new(Reason::TokenInvalid, trace.clone())
+            .because("a role requires a token but no token issuers are configured"));
+    };
+    let auth = req.headers.get(header::AUTHORIZATION);
+    let now = req.now_ms / 1000;
+    let result = match thumbprint {
+        Some(tp) => verifier.verify(auth, agent.as_str(), tp, now),
+        None => match verifier.verify(auth, agent.as_str(), &[0; 32], now) {
+            Err(TokenError::NotBound) => {
+                trace.binding_unchecked = true;
+                Ok(())
+            }
+            other => other,
+        },
+    };
+    result.map_err(|e| {
+        let (reason, why) = match e {
+            TokenError::Missing => (
+                Reason::TokenMissing,
+                "a role of this agent requires the certificate-bound token; no `Authorization: Bearer` header".to_string(),
+            ),
+            TokenError::Invalid(why) => (Reason::TokenInvalid, format!("token invalid: {why}")),
+            TokenError::NotBound => (
+                Reason::TokenNotBound,
+                "token is not bound to this certificate (cnf.x5t#S256)".to_string(),
+            ),
+        };
+        Refusal::new(reason, trace.clone()).because(why)
+    })
+}
+
+/// Step 4: nothing ambiguous is judged or forwarded, in any mode.
+fn shape(snap: &Snapshot, req: &RequestParts<'_>, trace: &mut Trace) -> Result<Shaped, Refusal> {
+    let bad = |why: String| Refusal::new(Reason::BadRequest, trace.clone()).because(why);
+    // Frameworks upper-case the method they receive: `delete` would run a DELETE handler.
+    if req.method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(bad(format!("method `{}` is not upper case", req.method)));
+    }
+    if req.headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return Err(bad("more than one Authorization header".into()));
+    }
+    if req.version == Version::HTTP_11
+        && req.uri.authority().is_none()
+        && !req.headers.contains_key(header::HOST)
+    {
+        return Err(bad("HTTP/1.1 request without Host".into()));
+    }
+    let shaped = shape_request(req.version, req.uri, req.headers)
+        .map_err(|e| bad(format!("the request cannot be judged safely: {e}")))?;
+    if shaped.absolute_form
+        && !shaped
+            .host
+            .as_deref()
+            .is_some_and(|h| snap.routes.is_route_host(h))
+    {
+        return Err(refuse_with(Reason::BadRequest, trace.clone(), shaped)
+            .because("absolute-form target naming a host no route selects"));
+    }
+    if content_length(req.headers).is_some_and(|len| len > snap.limits.max_request_body_bytes) {
+        return Err(refuse_with(Reason::BodyTooLarge, trace.clone(), shaped)
+            .because("Content-Length over limits.max_request_body_bytes"));
+    }
+    Ok(shaped)
+}
+
+/// A body on GET, HEAD or OPTIONS is refused unless the upstream takes such bodies: an upstream
+/// that ignores it would read it as the next request on the connection.
+fn body_refused(
+    snap: &Snapshot,
+    req: &RequestParts<'_>,
+    upstream: crate::ids::UpstreamId,
+) -> Option<String> {
+    let bodiless = [Method::GET, Method::HEAD, Method::OPTIONS];
+    if !req.has_body || !bodiless.contains(req.method) {
+        return None;
+    }
+    if snap.upstream(upstream).is_some_and(|u| u.bodies_on_get) {
+        return None;
+    }
+    Some(format!(
+        "a body on {} (the upstream does not set bodies_on_get)",
+        req.method
+    ))
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}

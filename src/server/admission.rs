@@ -1,0 +1,61 @@
+//! Step 3 on live state: the agent's quarantine, its rate bucket and its requests in flight over
+//! all its connections. The in-flight slot is held until the request's admission is dropped.
+
+use tokio::time::Instant;
+
+use super::connection::ConnInfo;
+use super::runtime::Runtime;
+use crate::admit::InFlightSlot;
+use crate::decision::Reason;
+use crate::ids::AgentId;
+use crate::pipeline::{Admission, AdmitOutcome};
+use crate::snapshot::{AgentPolicy, Limits};
+
+pub struct LiveAdmission<'a> {
+    rt: &'a Runtime,
+    conn: &'a ConnInfo,
+    slot: Option<InFlightSlot>,
+}
+
+impl<'a> LiveAdmission<'a> {
+    pub fn new(rt: &'a Runtime, conn: &'a ConnInfo) -> Self {
+        LiveAdmission {
+            rt,
+            conn,
+            slot: None,
+        }
+    }
+}
+
+impl LiveAdmission<'_> {
+    /// The in-flight slot taken for the request, if it was admitted.
+    pub fn into_slot(self) -> Option<InFlightSlot> {
+        self.slot
+    }
+}
+
+impl Admission for LiveAdmission<'_> {
+    fn admit(
+        &mut self,
+        agent: &AgentId,
+        policy: &AgentPolicy,
+        limits: &Limits,
+        now_ms: i64,
+    ) -> AdmitOutcome {
+        let state = self.conn.agent_state(self.rt, agent);
+        state.touch(now_ms);
+        if state.is_quarantined(now_ms) {
+            return AdmitOutcome::Refused(Reason::Quarantined, None);
+        }
+        if let Err(wait) = state.check_rate(policy.rate_limit.as_ref(), Instant::now()) {
+            return AdmitOutcome::Refused(Reason::RateLimited, Some(wait));
+        }
+        match state.in_flight.try_acquire(limits.max_in_flight_per_agent) {
+            Some(slot) => {
+                self.slot = Some(slot);
+                AdmitOutcome::Admitted
+            }
+            None => AdmitOutcome::Refused(Reason::ConcurrencyLimited, None),
+        }
+    }
+}
