@@ -185,8 +185,7 @@ async fn shadow_traffic_becomes_a_policy_that_allows_exactly_it() {
     let suggested = text(&out.stdout);
     for expected in [
         "  learned-inventory-bot:\n    upstreams: [inventory, payroll]\n    allow:\n",
-        "        methods: [GET]\n        paths: [\"/inventory/items/*\"]\n",
-        "        methods: [GET, HEAD]\n        paths: [\"/inventory/items\"]\n",
+        "        methods: [GET]\n        paths: [\"/inventory/items\", \"/inventory/items/*\"]\n",
         "        methods: [POST]\n        paths: [\"/inventory/orders\"]\n",
         "      - upstream: payroll\n        methods: [GET]\n        paths: [\"/payroll/holidays\"]\n",
         "        methods: [GET]\n        paths: [\"/payroll/employees/*\", \"/payroll/salaries\"]\n",

@@ -158,7 +158,8 @@ pub fn rules_for(upstream: &str, used: &UpstreamUse) -> Vec<RuleSpec> {
         .collect();
     // Most-used shapes read first: sort rules by their first path.
     rules.sort_by(|a, b| a.paths.cmp(&b.paths));
-    for (path, r) in rpc {
+    for (path, mut r) in rpc {
+        super::fold::without_head_beside_get(&mut r.http_methods);
         rules.push(RuleSpec {
             upstream: upstream.to_string(),
             methods: r.http_methods.iter().cloned().collect(),
@@ -262,7 +263,7 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (s(&["GET", "HEAD"]), s(&["/inventory/items"])),
+                (s(&["GET"]), s(&["/inventory/items"])),
                 (s(&["GET", "PUT"]), s(&["/inventory/items/*"])),
                 (s(&["POST"]), s(&["/inventory/orders"])),
             ]
