@@ -89,38 +89,7 @@ pub fn parse(text: &str) -> Option<Node> {
                 });
                 continue;
             }
-            Event::MappingEnd | Event::SequenceEnd => {
-                let open = stack.pop()?;
-                let kind = if open.map {
-                    let mut pairs = Vec::with_capacity(open.items.len() / 2);
-                    let mut it = open.items.into_iter();
-                    while let (Some(k), Some(mut v)) = (it.next(), it.next()) {
-                        // A missing value stands where the key ends, not at the next token.
-                        if v.is_empty_scalar() {
-                            (v.start, v.end) = (k.end, k.end);
-                        }
-                        pairs.push((k, v));
-                    }
-                    Kind::Map(pairs)
-                } else {
-                    Kind::Seq(open.items)
-                };
-                let last = match &kind {
-                    Kind::Map(pairs) => pairs.iter().map(|(k, v)| k.end.max(v.end)).max(),
-                    Kind::Seq(items) => items.iter().map(|n| n.end).max(),
-                    _ => None,
-                };
-                Node {
-                    kind,
-                    flow: open.flow,
-                    start: open.start,
-                    end: if open.flow {
-                        end
-                    } else {
-                        last.unwrap_or(open.start)
-                    },
-                }
-            }
+            Event::MappingEnd | Event::SequenceEnd => close(stack.pop()?, end),
             Event::Scalar(text, style, ..) => {
                 // A missing value is reported as a zero-width plain `~`.
                 let empty =
@@ -150,6 +119,40 @@ pub fn parse(text: &str) -> Option<Node> {
         }
     }
     root
+}
+
+/// The node a collection makes once its end is read (`end`: where its end token ends).
+fn close(open: Open, end: usize) -> Node {
+    let kind = if open.map {
+        let mut pairs = Vec::with_capacity(open.items.len() / 2);
+        let mut it = open.items.into_iter();
+        while let (Some(k), Some(mut v)) = (it.next(), it.next()) {
+            // A missing value stands where the key ends, not at the next token.
+            if v.is_empty_scalar() {
+                (v.start, v.end) = (k.end, k.end);
+            }
+            pairs.push((k, v));
+        }
+        Kind::Map(pairs)
+    } else {
+        Kind::Seq(open.items)
+    };
+    let last = match &kind {
+        Kind::Map(pairs) => pairs.iter().map(|(k, v)| k.end.max(v.end)).max(),
+        Kind::Seq(items) => items.iter().map(|n| n.end).max(),
+        _ => None,
+    };
+    Node {
+        kind,
+        flow: open.flow,
+        start: open.start,
+        // A block collection ends with its last child, not at the token after it.
+        end: if open.flow {
+            end
+        } else {
+            last.unwrap_or(open.start)
+        },
+    }
 }
 
 /// Where the line holding byte `at` starts.
