@@ -19,7 +19,7 @@ const PATHS: [&str; 4] = [
 fn observation(i: u64, now: Duration) -> Observation<'static> {
     Observation {
         upstream: "inventory",
-        method: if i % 5 == 0 { "POST" } else { "GET" },
+        method: if i.is_multiple_of(5) { "POST" } else { "GET" },
         path: PATHS[(i % 4) as usize],
         status: 200,
         denied: false,

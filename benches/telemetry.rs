@@ -16,8 +16,12 @@ const AGENTS: usize = 10_000;
 /// What the record step does to the metrics for one finished request (the agent's handles are
 /// resolved once, as the proxy keeps them in the agent's state).
 fn record(m: &Metrics, agent: &AgentMetrics, upstream: &Arc<str>, i: usize) {
-    let decision = if i % 10 == 0 { "deny" } else { "allow" };
-    let reason = if i % 10 == 0 { "denied" } else { "ok" };
+    let decision = if i.is_multiple_of(10) {
+        "deny"
+    } else {
+        "allow"
+    };
+    let reason = if i.is_multiple_of(10) { "denied" } else { "ok" };
     agent.count_request(m, upstream, ["GET", decision, reason, "2xx"]);
     m.request_duration
         .with_label_values(&["inventory", decision])
@@ -64,7 +68,7 @@ fn per_request(c: &mut Criterion) {
     let obs = |k: usize, now: Duration| Observation {
         upstream: "inventory",
         method: "GET",
-        path: if k % 2 == 0 {
+        path: if k.is_multiple_of(2) {
             "/inventory/items"
         } else {
             "/inventory/items/4821"

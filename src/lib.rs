@@ -5,6 +5,8 @@
 //! -> `forward` -> record (`telemetry`, `anomaly`). Each step is a module of its own; the whole
 //! order is one function, `pipeline::decide`, which `serve` and `explain` share.
 #![forbid(unsafe_code)]
+// Input never panics the proxy: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 // Ground floor: names and values every layer shares.
 pub mod clock;

@@ -1,5 +1,7 @@
 //! The `warden` command line: parse arguments, run one command, map its outcome to an exit code.
 #![forbid(unsafe_code)]
+// Input never panics the proxy: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -80,9 +80,13 @@ async fn a_refused_handshake_is_a_connection_record() {
             .status,
         200
     );
-    // The handshake record is written by the connection task; give it a moment to land.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    s.warden.flush_audit().await;
+    // The handshake record is written by the connection task: wait until it has landed.
+    let landed = support::wait::until(std::time::Duration::from_secs(5), || async {
+        s.warden.flush_audit().await;
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains(r#""kind":"connection""#))
+    })
+    .await;
+    assert!(landed, "no connection record");
     verify(&log).expect("chain intact");
     let records: Vec<serde_json::Value> = std::fs::read_to_string(&log)
         .unwrap()

@@ -502,7 +502,7 @@ fn generated(seed: u64, n: usize) -> Vec<Case> {
                 target.push('/');
                 target.push_str(rng.pick(&segments));
             }
-            if rng.next() % 8 == 0 {
+            if rng.next().is_multiple_of(8) {
                 target.push('/');
             }
             let cert = Cert::Agent(rng.pick(&agents));
@@ -510,7 +510,7 @@ fn generated(seed: u64, n: usize) -> Vec<Case> {
             if let Some(h) = rng.pick(&hosts) {
                 c = c.header("host", h);
             }
-            if rng.next() % 4 == 0 {
+            if rng.next().is_multiple_of(4) {
                 c = c.header("x-purpose", rng.pick(&["restock", "other"]));
             }
             c

@@ -3,7 +3,7 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http_body_util::BodyExt;
 use support::client::AgentClient;
@@ -26,14 +26,10 @@ fn policies(pki: &TestPki, inventory: &str) -> (String, String) {
 }
 
 async fn wait_for_status(c: &AgentClient, path: &str, want: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if c.get(path).await.status == want {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    support::wait::until(Duration::from_secs(10), || async {
+        c.get(path).await.status == want
+    })
+    .await
 }
 
 #[tokio::test]
@@ -66,12 +62,11 @@ async fn sighup_reloads_the_binary() {
     let c = AgentClient::new(&pki, &pki.agent("inventory-bot"), w.addr);
     assert_eq!(c.get("/inventory/items").await.status, 200);
     std::fs::write(&path, &closed).unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        c.get("/inventory/items").await.status,
-        200,
-        "reloaded without a signal"
-    );
+    let unchanged = support::wait::holds_for(Duration::from_millis(500), || async {
+        c.get("/inventory/items").await.status == 200
+    })
+    .await;
+    assert!(unchanged, "reloaded without a signal");
     w.signal("HUP");
     assert!(
         wait_for_status(&c, "/inventory/items", 403).await,

@@ -473,7 +473,7 @@ fn random_serial() -> Result<SerialNumber, CertsError> {
 
 pub(crate) fn hex_decode(hex: &str) -> Result<Vec<u8>, CertsError> {
     let bad = || CertsError::Invalid(format!("`{hex}` is not a hex serial"));
-    if hex.is_empty() || hex.len() % 2 != 0 {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..hex.len())

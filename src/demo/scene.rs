@@ -99,7 +99,7 @@ async fn rogue(env: &Env) -> Result<(), String> {
     let learning_until = tokio::time::Instant::now() + Duration::from_millis(5_500);
     let mut n = 0u32;
     while tokio::time::Instant::now() < learning_until {
-        let path = if n % 3 == 0 {
+        let path = if n.is_multiple_of(3) {
             "/inventory/items".to_string()
         } else {
             format!("/inventory/items/{}", 100 + n % 7)

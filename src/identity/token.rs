@@ -18,7 +18,23 @@ use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_SIG
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::config::schema::{IssuerSection, TokenSection};
+/// The `identity.token` section as the verifier needs it.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub audience: String,
+    pub issuers: Vec<IssuerSettings>,
+    pub leeway: Option<std::time::Duration>,
+    pub forward: bool,
+    pub required: bool,
+}
+
+/// One trusted token issuer and where its keys are.
+#[derive(Debug, Clone)]
+pub struct IssuerSettings {
+    pub name: String,
+    pub keys: Option<std::path::PathBuf>,
+    pub jwks: Option<std::path::PathBuf>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TokenError {
@@ -106,7 +122,7 @@ fn invalid(reason: &str) -> TokenError {
 
 impl TokenVerifier {
     /// Loads the issuers' keys (relative paths against `base_dir`).
-    pub fn from_config(section: &TokenSection, base_dir: &Path) -> Result<Self, String> {
+    pub fn from_config(section: &TokenSettings, base_dir: &Path) -> Result<Self, String> {
         if section.audience.is_empty() {
             return Err("identity.token.audience: must not be empty".into());
         }
@@ -126,9 +142,7 @@ impl TokenVerifier {
             keys.extend(load_issuer_keys(issuer, index, &at, base_dir)?);
             issuers.push(issuer.name.clone());
         }
-        let leeway = section
-            .leeway
-            .map_or(DEFAULT_LEEWAY_SECS, |d| d.0.as_secs());
+        let leeway = section.leeway.map_or(DEFAULT_LEEWAY_SECS, |d| d.as_secs());
         Ok(TokenVerifier {
             forward: section.forward,
             required: section.required,
@@ -305,7 +319,7 @@ fn signature_only(alg: Algorithm) -> Validation {
 }
 
 fn load_issuer_keys(
-    issuer: &IssuerSection,
+    issuer: &IssuerSettings,
     index: usize,
     at: &str,
     base_dir: &Path,

@@ -10,7 +10,7 @@ use crate::authz::{authorize, AuthzDenial, RequestFacts};
 use crate::clock::UtcMoment;
 use crate::decision::{Mode, Reason, RuleRef};
 use crate::identity::token::TokenError;
-use crate::ids::AgentId;
+use crate::ids::{AgentId, RouteId, UpstreamId};
 use crate::route::shape::{shape_request, Shaped};
 use crate::snapshot::{AgentPolicy, Snapshot};
 
@@ -36,56 +36,23 @@ pub async fn decide<A: Admission>(
         second_factor(snap, agent, thumbprint, req, &mut trace).await?;
     }
     let shadow = snap.mode == Mode::Shadow;
-    let mut shadowed: Shadowed = None;
-    match admission.admit(agent, policy, &snap.limits, req.now_ms) {
-        AdmitOutcome::Admitted => {}
-        AdmitOutcome::NotEvaluated => trace.admission_not_evaluated = true,
-        AdmitOutcome::Refused(reason, _) if shadow && reason.shadowable() => {
-            shadowed = Some((reason, None));
-        }
-        AdmitOutcome::Refused(reason, retry_after) => {
-            let mut r = Refusal::new(reason, trace);
-            r.retry_after = retry_after;
-            return Err(r);
-        }
-    }
+    let mut shadowed = admit(snap, admission, (agent, policy), req, &mut trace)?;
     let shaped = shape(snap, req, &mut trace)?;
-    let (route, upstream) = match snap
-        .routes
-        .lookup(shaped.host.as_deref(), &shaped.target.path)
-    {
-        Some((id, r)) => (id, r.upstream),
-        None => return Err(refuse_with(Reason::NoRoute, trace, shaped)),
-    };
-    trace.route = Some(route);
-    trace.upstream = Some(upstream);
-    if let Some(why) = body_refused(snap, req, upstream) {
-        return Err(refuse_with(Reason::BadRequest, trace, shaped).because(why));
-    }
-    let facts = RequestFacts {
-        method: req.method,
-        path: &shaped.target.path,
-        headers: req.headers,
-        source_ip: req.source_ip,
-        moment: UtcMoment::from_unix_ms(req.now_ms),
-    };
-    match authorize(&snap.roles, &policy.grants, upstream, &facts) {
-        Ok(rule) => trace.rule = Some(rule),
-        Err(denial) => {
-            let (reason, rule) = match denial {
-                AuthzDenial::Segmentation => (Reason::Segmentation, None),
-                AuthzDenial::Denied(rule) => (Reason::Denied, Some(rule)),
-                AuthzDenial::NoMatchingRule(near) => {
-                    trace.near_miss = near;
-                    (Reason::NoMatchingRule, None)
-                }
-            };
-            trace.rule = rule;
-            if !shadow {
-                return Err(refuse_with(reason, trace, shaped));
-            }
-            shadowed.get_or_insert((reason, rule));
+    let (route, upstream) = match route(snap, req, &shaped, &mut trace) {
+        Ok(found) => found,
+        Err((reason, why)) => {
+            let refusal = refuse_with(reason, trace, shaped);
+            return Err(match why {
+                Some(why) => refusal.because(why),
+                None => refusal,
+            });
         }
+    };
+    if let Err((reason, rule)) = rules(snap, policy, upstream, req, &shaped, &mut trace) {
+        if !shadow {
+            return Err(refuse_with(reason, trace, shaped));
+        }
+        shadowed.get_or_insert((reason, rule));
     }
     Ok(Permit::new(
         agent.clone(),
@@ -95,6 +62,87 @@ pub async fn decide<A: Admission>(
         shadowed,
         trace,
     ))
+}
+
+/// Step 3: quarantine, rate, requests in flight. In shadow mode a refusal is remembered, not
+/// enforced.
+fn admit<A: Admission>(
+    snap: &Snapshot,
+    admission: &mut A,
+    (agent, policy): (&AgentId, &AgentPolicy),
+    req: &RequestParts<'_>,
+    trace: &mut Trace,
+) -> Result<Shadowed, Refusal> {
+    match admission.admit(agent, policy, &snap.limits, req.now_ms) {
+        AdmitOutcome::Admitted => Ok(None),
+        AdmitOutcome::NotEvaluated => {
+            trace.admission_not_evaluated = true;
+            Ok(None)
+        }
+        AdmitOutcome::Refused(reason, _) if snap.mode == Mode::Shadow && reason.shadowable() => {
+            Ok(Some((reason, None)))
+        }
+        AdmitOutcome::Refused(reason, retry_after) => {
+            let mut r = Refusal::new(reason, trace.clone());
+            r.retry_after = retry_after;
+            Err(r)
+        }
+    }
+}
+
+/// Step 4b: the route, and the body rule of its upstream.
+fn route(
+    snap: &Snapshot,
+    req: &RequestParts<'_>,
+    shaped: &Shaped,
+    trace: &mut Trace,
+) -> Result<(RouteId, UpstreamId), (Reason, Option<String>)> {
+    let (route, upstream) = snap
+        .routes
+        .lookup(shaped.host.as_deref(), &shaped.target.path)
+        .map(|(id, r)| (id, r.upstream))
+        .ok_or((Reason::NoRoute, None))?;
+    trace.route = Some(route);
+    trace.upstream = Some(upstream);
+    if let Some(why) = body_refused(snap, req, upstream) {
+        return Err((Reason::BadRequest, Some(why)));
+    }
+    Ok((route, upstream))
+}
+
+/// Steps 5 and 6: segmentation and rules; the allow rule, or the refusal and its rule.
+fn rules(
+    snap: &Snapshot,
+    policy: &AgentPolicy,
+    upstream: UpstreamId,
+    req: &RequestParts<'_>,
+    shaped: &Shaped,
+    trace: &mut Trace,
+) -> Result<(), (Reason, Option<RuleRef>)> {
+    let facts = RequestFacts {
+        method: req.method,
+        path: &shaped.target.path,
+        headers: req.headers,
+        source_ip: req.source_ip,
+        moment: UtcMoment::from_unix_ms(req.now_ms),
+    };
+    let denial = match authorize(&snap.roles, &policy.grants, upstream, &facts) {
+        Ok(rule) => {
+            trace.rule = Some(rule);
+            return Ok(());
+        }
+        Err(denial) => denial,
+    };
+    let (reason, rule) = match denial {
+        AuthzDenial::Segmentation => (Reason::Segmentation, None),
+        AuthzDenial::Denied(rule) => (Reason::Denied, Some(rule)),
+        AuthzDenial::NoMatchingRule(near) => {
+            trace.near_miss = near;
+            (Reason::NoMatchingRule, None)
+        }
+    };
+    trace.rule = rule;
+    Err((reason, rule))
 }
 
 fn refuse_with(reason: Reason, mut trace: Trace, shaped: Shaped) -> Refusal {
@@ -203,11 +251,7 @@ fn shape(snap: &Snapshot, req: &RequestParts<'_>, trace: &mut Trace) -> Result<S
 
 /// A body on GET, HEAD or OPTIONS is refused unless the upstream takes such bodies: an upstream
 /// that ignores it would read it as the next request on the connection.
-fn body_refused(
-    snap: &Snapshot,
-    req: &RequestParts<'_>,
-    upstream: crate::ids::UpstreamId,
-) -> Option<String> {
+fn body_refused(snap: &Snapshot, req: &RequestParts<'_>, upstream: UpstreamId) -> Option<String> {
     let bodiless = [Method::GET, Method::HEAD, Method::OPTIONS];
     if !req.has_body || !bodiless.contains(req.method) {
         return None;

@@ -17,7 +17,8 @@ use super::runtime::Runtime;
 use crate::decision::{Reason, Verdict};
 use crate::forward::body::Recorded;
 use crate::forward::proxy::{forward, full, Forwarding};
-use crate::pipeline::{decide, Caller, Refusal, RequestParts};
+use crate::pipeline::{decide, Caller, Permit, Refusal, RequestParts};
+use crate::snapshot::Snapshot;
 use crate::upstream::ProxyBody;
 
 pub type Resp = Response<Recorded<ProxyBody>>;
@@ -35,7 +36,20 @@ pub async fn handle(
     }
     let snap = rt.config.snapshot();
     let mut rec = Box::new(RequestRecord::new(&rt, &snap, &conn, &req));
+    match decide_request(&rt, &snap, &conn, &req, &mut rec).await {
+        Ok(permit) => Ok(forward_permitted(&snap, &conn, rec, permit, req).await),
+        Err(refusal) => Ok(refuse(rec, refusal)),
+    }
+}
 
+/// Steps 1-6: the decision, on the identity this connection proved and the agent's live state.
+async fn decide_request(
+    rt: &Arc<Runtime>,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+    rec: &mut RequestRecord,
+) -> Result<Permit, Refusal> {
     let identity = conn.identity(&snap.trust_domain);
     let why;
     let caller = match &identity {
@@ -61,47 +75,52 @@ pub async fn handle(
         source_ip: conn.peer.ip(),
         now_ms: rec.started_ms,
     };
-    let mut admission = LiveAdmission::new(&rt, &conn);
-    let decided = decide(&snap, &caller, &mut admission, &parts).await;
+    let mut admission = LiveAdmission::new(rt, conn);
+    let decided = decide(snap, &caller, &mut admission, &parts).await;
     // Held until the response ends: a streaming answer is a request in flight.
     rec.in_flight = admission.into_slot();
     if let (Some(id), Some(_)) = (&rec.agent_id, decided_agent(&decided)) {
-        rec.agent = Some(conn.agent_state(&rt, id));
+        rec.agent = Some(conn.agent_state(rt, id));
     }
-    let permit = match decided {
-        Ok(permit) => permit,
-        Err(refusal) => return Ok(refuse(rec, refusal)),
-    };
+    decided
+}
+
+/// Step 7 and the response: the permit forwarded, its answer streamed back through the record.
+async fn forward_permitted(
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    mut rec: Box<RequestRecord>,
+    permit: Permit,
+    req: Request<Incoming>,
+) -> Resp {
     rec.permitted(&permit);
     if let Some(reason) = permit.shadowed() {
         tracing::info!(request_id = %rec.request_id, agent = %permit.agent(), reason = reason.as_str(), "shadow_deny");
     }
-
     let how = Forwarding {
-        snap: &snap,
+        snap,
         request_id: &rec.request_id,
         client_ip: conn.peer.ip(),
         bytes_in: rec.bytes_in.clone(),
     };
     let sent = Instant::now();
-    let result = forward(&permit, how, req).await;
-    match result {
+    match forward(&permit, how, req).await {
         Ok(resp) => {
             rec.upstream_elapsed = Some(sent.elapsed());
             rec.status = resp.status().as_u16();
             let (mut parts, body) = resp.into_parts();
             set_request_id(&mut parts.headers, &rec.request_id);
-            Ok(Response::from_parts(parts, Recorded::new(body, rec)))
+            Response::from_parts(parts, Recorded::new(body, rec))
         }
         Err(e) => {
             tracing::warn!(request_id = %rec.request_id, upstream = %permit.upstream(), "upstream: {e}");
-            Ok(refuse(rec, Refusal::after(permit, e.reason())))
+            refuse(rec, Refusal::after(permit, e.reason()))
         }
     }
 }
 
 /// The `agents` entry the decision found, allowed or not.
-fn decided_agent(decided: &Result<crate::pipeline::Permit, Refusal>) -> Option<usize> {
+fn decided_agent(decided: &Result<Permit, Refusal>) -> Option<usize> {
     match decided {
         Ok(p) => p.trace().agent_entry,
         Err(r) => r.trace.agent_entry,

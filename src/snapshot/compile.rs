@@ -13,11 +13,13 @@ use crate::authz::rules::{CompiledRole, RuleSet, RuleSpec, RuleUpstream};
 use crate::authz::when::WhenSpec;
 use crate::authz::AgentGrants;
 use crate::config::load::{ConfigError, LoadedConfig};
-use crate::config::schema::{AnomalySection, ConfigFile, RuleSection, TlsSection, UpstreamSection};
+use crate::config::schema::{
+    AnomalySection, ConfigFile, RuleSection, TlsSection, TokenSection, UpstreamSection,
+};
 use crate::decision::{Mode, RuleRef};
 use crate::headers::StripList;
 use crate::identity::index::AgentIndex;
-use crate::identity::token::TokenVerifier;
+use crate::identity::token::{IssuerSettings, TokenSettings, TokenVerifier};
 use crate::ids::{AgentId, RoleId, UpstreamId, UpstreamSet};
 use crate::route::table::RouteTable;
 use crate::tls::{TlsFiles, TlsState};
@@ -122,6 +124,24 @@ fn upstream_settings(s: &UpstreamSection) -> UpstreamSettings {
         max_connections: s.max_connections,
         http2: s.http2,
         bodies_on_get: s.bodies_on_get,
+    }
+}
+
+fn token_settings(t: &TokenSection) -> TokenSettings {
+    TokenSettings {
+        audience: t.audience.clone(),
+        issuers: t
+            .issuers
+            .iter()
+            .map(|i| IssuerSettings {
+                name: i.name.clone(),
+                keys: i.keys.clone(),
+                jwks: i.jwks.clone(),
+            })
+            .collect(),
+        leeway: t.leeway.map(|d| d.0),
+        forward: t.forward,
+        required: t.required,
     }
 }
 
@@ -312,7 +332,7 @@ pub fn compile(
                     .flatten()
                     .cloned(),
             );
-            match TokenVerifier::from_config(t, &cfg.base_dir()) {
+            match TokenVerifier::from_config(&token_settings(t), &cfg.base_dir()) {
                 Ok(v) => Some(Arc::new(v)),
                 Err(e) => {
                     errors.push(cfg.error_at("identity.token", e));

@@ -8,6 +8,7 @@ pub mod fixture;
 pub mod keepalive;
 pub mod pki;
 pub mod upstream;
+pub mod wait;
 pub mod warden;
 
 pub fn init_crypto() {

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::config::schema::{IssuerSection, TokenSection};
+use crate::identity::token::{IssuerSettings, TokenSettings};
 use crate::identity::token::{TokenError, TokenVerifier};
 
 const AGENT: &str = "spiffe://example.org/agent/inventory-bot";
@@ -209,9 +209,9 @@ fn issue_from_config_issues_exact_ids_and_skips_patterns() {
 }
 
 fn verifier_for(dir: &Path) -> TokenVerifier {
-    let section = TokenSection {
+    let section = TokenSettings {
         audience: DEFAULT_AUDIENCE.to_owned(),
-        issuers: vec![IssuerSection {
+        issuers: vec![IssuerSettings {
             name: DEFAULT_ISSUER.to_owned(),
             keys: Some(PathBuf::from(store::TOKEN_PUB)),
             jwks: None,

@@ -6,7 +6,6 @@ use rcgen::{KeyPair, PublicKeyData, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA3
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::units::Dur;
 
 const AGENT: &str = "spiffe://example.org/agent/inventory-bot";
 const NOW: i64 = 1_760_000_000;
@@ -48,21 +47,21 @@ impl Fixture {
         ])
     }
 
-    fn verifier_with(&self, issuers: Vec<IssuerSection>) -> TokenVerifier {
+    fn verifier_with(&self, issuers: Vec<IssuerSettings>) -> TokenVerifier {
         TokenVerifier::from_config(&section(issuers), &self.dir).expect("verifier")
     }
 }
 
-fn issuer(name: &str, keys: Option<&str>, jwks: Option<&str>) -> IssuerSection {
-    IssuerSection {
+fn issuer(name: &str, keys: Option<&str>, jwks: Option<&str>) -> IssuerSettings {
+    IssuerSettings {
         name: name.to_owned(),
         keys: keys.map(PathBuf::from),
         jwks: jwks.map(PathBuf::from),
     }
 }
 
-fn section(issuers: Vec<IssuerSection>) -> TokenSection {
-    TokenSection {
+fn section(issuers: Vec<IssuerSettings>) -> TokenSettings {
+    TokenSettings {
         audience: "warden".to_owned(),
         issuers,
         leeway: None,
@@ -227,11 +226,11 @@ fn expiry_and_not_before_use_the_given_time_and_leeway() {
 fn a_configured_leeway_replaces_the_default() {
     let f = Fixture::new();
     let mut s = section(vec![issuer("agent-auth", Some("ec.pem"), None)]);
-    s.leeway = Some(Dur(Duration::from_secs(0)));
+    s.leeway = Some(Duration::from_secs(0));
     let v = TokenVerifier::from_config(&s, &f.dir).expect("verifier");
     let expired = with(claims(), "exp", json!(NOW - 1));
     assert_invalid(check(&v, &sign_ec(&f.ec, &expired, None)));
-    s.leeway = Some(Dur(Duration::from_secs(120)));
+    s.leeway = Some(Duration::from_secs(120));
     let v = TokenVerifier::from_config(&s, &f.dir).expect("verifier");
     let expired = with(claims(), "exp", json!(NOW - 100));
     assert_eq!(check(&v, &sign_ec(&f.ec, &expired, None)), Ok(()));
