@@ -6,7 +6,7 @@ mod support;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::client::AgentClient;
 use support::fixture::{dead_addr, standard_policy};
@@ -54,14 +54,10 @@ impl Projected {
 }
 
 async fn wait_for_status(client: &AgentClient, path: &str, want: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if client.get(path).await.status == want {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+    support::wait::until(Duration::from_secs(10), || async {
+        client.get(path).await.status == want
+    })
+    .await
 }
 
 #[tokio::test]
@@ -110,13 +106,9 @@ async fn a_configmap_and_a_secret_update_reload_warden() {
     pki.revoke(&[&bot]);
     let revoked = std::fs::read(&pki.crl_path).unwrap();
     secret.update(&[("crl.pem", &revoked)]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !client.handshake_refused().await {
-        assert!(
-            Instant::now() < deadline,
-            "the Secret swap did not reload the CRL"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        support::wait::until(Duration::from_secs(10), || client.handshake_refused()).await,
+        "the Secret swap did not reload the CRL"
+    );
     running.shutdown().await;
 }
