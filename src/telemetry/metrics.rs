@@ -31,6 +31,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub audit_records: IntCounter,
     pub connections_refused: IntCounter,
+    /// `warden_upstream_connections{upstream, state}`: pooled upstream connections, idle or busy.
+    pub upstream_connections: GaugeVec,
     series_agents: DashSet<Arc<str>>,
     series_count: AtomicUsize,
     max_agent_series: AtomicUsize,
@@ -140,6 +142,14 @@ impl Metrics {
             "Connections closed at accept because max_connections was reached.",
         )?;
         r.register(Box::new(connections_refused.clone()))?;
+        let upstream_connections = GaugeVec::new(
+            Opts::new(
+                "warden_upstream_connections",
+                "Pooled upstream connections, by upstream and state (idle or busy).",
+            ),
+            &["upstream", "state"],
+        )?;
+        r.register(Box::new(upstream_connections.clone()))?;
         // Series that exist from the start, so dashboards and alerts see zeros, not gaps.
         for result in ["ok", "error"] {
             config_reloads.with_label_values(&[result]);
@@ -158,6 +168,7 @@ impl Metrics {
             config_reloads,
             audit_records,
             connections_refused,
+            upstream_connections,
             series_agents: DashSet::new(),
             series_count: AtomicUsize::new(0),
             max_agent_series: AtomicUsize::new(max_agent_series.max(1)),
