@@ -83,7 +83,11 @@ impl Dialer {
         self.handshake(tls, permit).await
     }
 
-    async fn handshake<T>(&self, io: T, permit: OwnedSemaphorePermit) -> Result<Sender, UpstreamError>
+    async fn handshake<T>(
+        &self,
+        io: T,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Sender, UpstreamError>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {

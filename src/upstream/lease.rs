@@ -148,7 +148,11 @@ pub struct PooledBody {
 }
 
 impl PooledBody {
-    pub(super) fn new(inner: Incoming, lease: Lease, request_sent: Option<Arc<AtomicBool>>) -> Self {
+    pub(super) fn new(
+        inner: Incoming,
+        lease: Lease,
+        request_sent: Option<Arc<AtomicBool>>,
+    ) -> Self {
         PooledBody {
             inner,
             lease: Some(lease),

@@ -113,7 +113,20 @@ impl WardenProcess {
     }
 
     pub fn spawn_with(config: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        Self::spawn_env(config, extra, &[])
+    }
+
+    /// With environment variables of the child's own (`SSL_CERT_FILE`, ...): `SSL_CERT_FILE` and
+    /// `SSL_CERT_DIR` are otherwise not passed on, so the child's trust store is what the test says.
+    pub fn spawn_env(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+        command
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
             .args(["serve", "--config"])
             .arg(config)
             .args(extra)
