@@ -31,6 +31,8 @@ pub struct Seen {
     pub version: http::Version,
     /// Which accepted connection carried it (0 for the first).
     pub conn: usize,
+    /// Trailers that ended the request body.
+    pub trailers: Option<HeaderMap>,
 }
 
 #[derive(Clone, Default)]
@@ -118,6 +120,7 @@ async fn respond(
             body: Bytes::new(),
             version,
             conn,
+            trailers: None,
         });
         tokio::spawn(async move {
             if let Ok(upgraded) = on_upgrade.await {
@@ -137,12 +140,13 @@ async fn respond(
             .body(full(""))
             .unwrap());
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let (body, trailers) = match req.into_body().collect().await {
+        Ok(collected) => {
+            let trailers = collected.trailers().cloned();
+            (collected.to_bytes(), trailers)
+        }
+        Err(_) => (Bytes::new(), None),
+    };
     recorder.seen.lock().unwrap().push(Seen {
         method,
         target: target.clone(),
@@ -150,6 +154,7 @@ async fn respond(
         body: body.clone(),
         version,
         conn,
+        trailers,
     });
     match path.as_str() {
         p if p.ends_with("/sse") => {
@@ -184,6 +189,23 @@ async fn respond(
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(Response::new(full("waited")))
         }
+        p if p.ends_with("/trailers") => {
+            // A gRPC-style answer: data, then the status in trailers.
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            trailers.insert("x-checksum", http::HeaderValue::from_static("abc123"));
+            let body = Frames(
+                [
+                    Frame::data(Bytes::from_static(b"payload")),
+                    Frame::trailers(trailers),
+                ]
+                .into(),
+            );
+            Ok(Response::builder()
+                .header("content-type", "application/grpc")
+                .body(body.boxed())
+                .unwrap())
+        }
         p if p.ends_with("/big") => Ok(Response::new(full(vec![b'x'; 1 << 20]))),
         _ => Ok(Response::builder()
             .header("content-type", "application/json")
@@ -194,6 +216,25 @@ async fn respond(
                 body.len()
             )))
             .unwrap()),
+    }
+}
+
+/// A body of frames ready at once (data, then trailers).
+pub struct Frames(pub std::collections::VecDeque<Frame<Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(Ok))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
