@@ -190,3 +190,18 @@ pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         .map_err(BoxError::from)
         .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn te_trailers_is_found_among_other_codings() {
+        let mut h = HeaderMap::new();
+        assert!(!te_has_trailers(&h));
+        h.insert(header::TE, HeaderValue::from_static("gzip, Trailers;q=1"));
+        assert!(te_has_trailers(&h));
+        h.insert(header::TE, HeaderValue::from_static("gzip, trailersx"));
+        assert!(!te_has_trailers(&h));
+    }
+}

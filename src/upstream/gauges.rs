@@ -122,3 +122,47 @@ impl Drop for Streams {
         self.gauges.add(ConnState::Idle, -1.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vec() -> GaugeVec {
+        GaugeVec::new(prometheus::Opts::new("t", "t"), &["upstream", "state"]).unwrap()
+    }
+
+    fn read(v: &GaugeVec) -> (f64, f64) {
+        (
+            v.with_label_values(&["api", "idle"]).get(),
+            v.with_label_values(&["api", "busy"]).get(),
+        )
+    }
+
+    #[test]
+    fn an_http1_connection_moves_between_idle_and_busy_and_leaves_when_dropped() {
+        let v = vec();
+        let mut c = Counted::new(ConnGauges::new(Some(&v), "api"), ConnState::Busy);
+        assert_eq!(read(&v), (0.0, 1.0));
+        c.set(ConnState::Idle);
+        c.set(ConnState::Idle);
+        assert_eq!(read(&v), (1.0, 0.0));
+        drop(c);
+        assert_eq!(read(&v), (0.0, 0.0));
+    }
+
+    #[test]
+    fn an_http2_connection_is_busy_while_any_stream_is_open_and_capped() {
+        let v = vec();
+        let s = Streams::new(ConnGauges::new(Some(&v), "api"));
+        assert_eq!(read(&v), (1.0, 0.0));
+        assert!(s.try_begin(2) && s.try_begin(2));
+        assert!(!s.try_begin(2), "a third stream over the limit");
+        assert_eq!((read(&v), s.open()), ((0.0, 1.0), 2));
+        s.end();
+        assert_eq!(read(&v), (0.0, 1.0));
+        s.end();
+        assert_eq!(read(&v), (1.0, 0.0));
+        drop(s);
+        assert_eq!(read(&v), (0.0, 0.0));
+    }
+}
