@@ -6,7 +6,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::client::AgentClient;
 use support::pki::{agent_id, TestPki};
 use support::upstream::{self, Upstream};
@@ -58,6 +61,35 @@ async fn concurrent(c: &AgentClient, path: &str, n: usize) -> Vec<(u16, String)>
     out
 }
 
+/// `n` GETs of `path` as concurrent streams on one HTTP/2 agent connection; their statuses.
+async fn h2_streams(c: &AgentClient, path: &str, n: usize) -> Vec<u16> {
+    let tls = c.connect().await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let mut send = send.clone();
+            let req = Request::get(format!("https://localhost{path}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            tokio::spawn(async move {
+                let resp = send.send_request(req).await.unwrap();
+                let status = resp.status().as_u16();
+                let _ = resp.into_body().collect().await;
+                status
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
 async fn requests_seen(up: &Upstream, n: usize) -> bool {
     wait::until(Duration::from_secs(5), || async {
         up.recorder.count() >= n
@@ -96,6 +128,10 @@ async fn the_pool_never_exceeds_max_connections_and_a_waiting_request_gets_a_fre
     // A burst far over the cap: all served, never more than two connections at once.
     let burst = concurrent(&c, "/wait/50", 12).await;
     assert!(burst.iter().all(|(s, _)| *s == 200), "{burst:?}");
+    // One agent with many HTTP/2 streams on one connection: still two upstream connections.
+    let h2 = AgentClient::h2(&pki, &pki.agent("bot"), c.addr);
+    let streams = h2_streams(&h2, "/wait/50", 40).await;
+    assert!(streams.iter().all(|s| *s == 200), "{streams:?}");
     assert_eq!(
         up.max_open_connections(),
         2,

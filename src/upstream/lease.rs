@@ -25,6 +25,8 @@ pub(super) enum LeaseKind {
         counted: Counted,
         /// It served a request before: it may have been closed by the upstream meanwhile.
         reused: bool,
+        /// The request's own connection (a body on GET/HEAD/OPTIONS): never pooled.
+        own: bool,
     },
     /// A stream; on a connection of the request's own (closed after it) when the pool does
     /// not hold that connection.
@@ -76,7 +78,10 @@ impl Lease {
     pub(super) fn release(&mut self, reusable: bool) {
         match self.kind.take() {
             Some(LeaseKind::H1 {
-                sender, counted, ..
+                sender,
+                counted,
+                own: false,
+                ..
             }) if reusable => self.pool.check_in(sender, counted),
             Some(LeaseKind::H2 { conn, .. }) => self.pool.stream_ended(&conn),
             // Dropped: the connection closes, its slot comes back when the socket is gone.

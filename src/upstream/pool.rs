@@ -137,6 +137,7 @@ impl Pool {
                     sender: idle.sender,
                     counted: idle.counted,
                     reused: true,
+                    own: false,
                 };
                 return Ok(Some(Lease::new(kind, self.inner.clone())));
             }
@@ -215,6 +216,7 @@ impl Inner {
                 sender,
                 counted: Counted::new(self.gauges.clone(), ConnState::Busy),
                 reused: false,
+                own,
             },
             Sender::H2(sender) => {
                 let conn = Arc::new(H2Conn {
