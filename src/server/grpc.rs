@@ -40,7 +40,7 @@ pub fn status_code(reason: Reason) -> u8 {
         | Reason::BodyTooLarge => 8, // RESOURCE_EXHAUSTED
         Reason::BadRequest => 3, // INVALID_ARGUMENT
         Reason::NoRoute => 12,   // UNIMPLEMENTED
-        Reason::UpstreamUnavailable | Reason::UpstreamBusy => 14, // UNAVAILABLE
+        Reason::UpstreamUnavailable | Reason::UpstreamBusy | Reason::ClusterUnavailable => 14, // UNAVAILABLE
         Reason::UpstreamTimeout => 4, // DEADLINE_EXCEEDED
     }
 }

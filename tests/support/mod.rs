@@ -7,6 +7,7 @@ pub mod client;
 pub mod fixture;
 pub mod keepalive;
 pub mod pki;
+pub mod redis;
 pub mod upstream;
 pub mod wait;
 pub mod warden;
