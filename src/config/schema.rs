@@ -136,6 +136,9 @@ pub struct UpstreamSection {
     /// Pooled connections to this upstream; past it requests wait up to `connect_timeout`.
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// An idle pooled connection is closed after this long unused (default 60s).
+    #[serde(default)]
+    pub idle_timeout: Option<Dur>,
     /// Speak HTTP/2 to it (h2 by ALPN over TLS, prior knowledge over plain http).
     #[serde(default)]
     pub http2: bool,

@@ -55,9 +55,12 @@ fn upstream_headers(
     headers: &mut HeaderMap,
     permit: &Permit,
     how: &Forwarding<'_>,
-    host_header: &HeaderValue,
     websocket: bool,
+    http2: bool,
 ) {
+    // gRPC needs `te: trailers` on HTTP/2 (the one `te` value HTTP/2 allows); HTTP/1.1 upstreams
+    // get no `te`, a hop-by-hop header.
+    let trailers = http2 && te_has_trailers(headers);
     let prior_xff = headers
         .get_all("x-forwarded-for")
         .iter()
@@ -71,7 +74,9 @@ fn upstream_headers(
     if snap.token.as_ref().is_some_and(|t| !t.forward) {
         headers.remove(header::AUTHORIZATION);
     }
-    headers.insert(header::HOST, host_header.clone());
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     set(headers, "x-warden-agent", permit.agent().as_str());
     if let Some(policy) = snap.agents.get(permit.agent_entry()) {
         set(headers, "x-warden-roles", &policy.roles_header);
@@ -110,19 +115,15 @@ pub async fn forward(
     let limit = upstream.timeout.map_or(snap.limits.request_timeout, |t| {
         t.min(snap.limits.request_timeout)
     });
-    let websocket = is_websocket_upgrade(req.version(), req.method(), req.headers());
+    // A WebSocket handshake is HTTP/1.1's: an HTTP/2 upstream gets a plain request.
+    let websocket =
+        !upstream.http2 && is_websocket_upgrade(req.version(), req.method(), req.headers());
     let agent_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let uri = upstream
         .uri_for(&permit.target().target.path_and_query())
         .map_err(|e| UpstreamError::Unavailable(format!("bad upstream uri: {e}")))?;
-    upstream_headers(
-        &mut parts.headers,
-        permit,
-        &how,
-        &upstream.host_header,
-        websocket,
-    );
+    upstream_headers(&mut parts.headers, permit, &how, websocket, upstream.http2);
     let body: ProxyBody = Limited::new(
         Counted::new(body, how.bytes_in.clone()),
         usize::try_from(snap.limits.max_request_body_bytes).unwrap_or(usize::MAX),
@@ -132,7 +133,6 @@ pub async fn forward(
     let mut up = Request::new(body);
     *up.method_mut() = parts.method;
     *up.uri_mut() = uri;
-    *up.version_mut() = Version::HTTP_11;
     *up.headers_mut() = parts.headers;
 
     let mut resp = upstream.send(up, limit).await?;
@@ -158,7 +158,23 @@ pub async fn forward(
             }
         }
     }
-    Ok(resp.map(|b| b.map_err(BoxError::from).boxed()))
+    Ok(resp)
+}
+
+/// Whether a `te` header lists `trailers` (read before hop-by-hop headers are removed).
+fn te_has_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("trailers")
+        })
 }
 
 /// An empty body of the proxy's type.
@@ -173,4 +189,19 @@ pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
     http_body_util::Full::new(bytes.into())
         .map_err(BoxError::from)
         .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn te_trailers_is_found_among_other_codings() {
+        let mut h = HeaderMap::new();
+        assert!(!te_has_trailers(&h));
+        h.insert(header::TE, HeaderValue::from_static("gzip, Trailers;q=1"));
+        assert!(te_has_trailers(&h));
+        h.insert(header::TE, HeaderValue::from_static("gzip, trailersx"));
+        assert!(!te_has_trailers(&h));
+    }
 }

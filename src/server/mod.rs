@@ -1,9 +1,10 @@
 //! The agent-facing server: accept loop (`listener`), one connection's life (`connection`), one
 //! request's way (`service`: decide, forward, record), live admission state (`admission`), and the
-//! record step (`record`).
+//! record step (`record`); refusals in gRPC's own terms for gRPC calls (`grpc`).
 
 pub mod admission;
 pub mod connection;
+pub mod grpc;
 pub mod ids;
 pub mod listener;
 pub mod record;

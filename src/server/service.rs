@@ -12,11 +12,12 @@ use tokio::time::Instant;
 
 use super::admission::LiveAdmission;
 use super::connection::ConnInfo;
+use super::grpc;
 use super::record::RequestRecord;
 use super::runtime::Runtime;
 use crate::decision::{Reason, Verdict};
 use crate::forward::body::Recorded;
-use crate::forward::proxy::{forward, full, Forwarding};
+use crate::forward::proxy::{empty, forward, full, Forwarding};
 use crate::pipeline::{decide, Caller, Permit, Refusal, RequestParts};
 use crate::snapshot::Snapshot;
 use crate::upstream::ProxyBody;
@@ -36,9 +37,10 @@ pub async fn handle(
     }
     let snap = rt.config.snapshot();
     let mut rec = Box::new(RequestRecord::new(&rt, &snap, &conn, &req));
+    let grpc = grpc::is_grpc(req.headers());
     match decide_request(&rt, &snap, &conn, &req, &mut rec).await {
-        Ok(permit) => Ok(forward_permitted(&snap, &conn, rec, permit, req).await),
-        Err(refusal) => Ok(refuse(rec, refusal)),
+        Ok(permit) => Ok(forward_permitted(&snap, &conn, rec, permit, req, grpc).await),
+        Err(refusal) => Ok(refuse(rec, refusal, grpc)),
     }
 }
 
@@ -92,6 +94,7 @@ async fn forward_permitted(
     mut rec: Box<RequestRecord>,
     permit: Permit,
     req: Request<Incoming>,
+    grpc: bool,
 ) -> Resp {
     rec.permitted(&permit);
     if let Some(reason) = permit.shadowed() {
@@ -114,7 +117,7 @@ async fn forward_permitted(
         }
         Err(e) => {
             tracing::warn!(request_id = %rec.request_id, upstream = %permit.upstream(), "upstream: {e}");
-            refuse(rec, Refusal::after(permit, e.reason()))
+            refuse(rec, Refusal::after(permit, e.reason()), grpc)
         }
     }
 }
@@ -133,13 +136,19 @@ fn set_request_id(headers: &mut http::HeaderMap, id: &str) {
     }
 }
 
-/// A refusal: JSON body naming the reason and request id, nothing about the policy.
-pub fn refuse(mut rec: Box<RequestRecord>, refusal: Refusal) -> Resp {
+/// A refusal: JSON body naming the reason and request id, nothing about the policy; to a gRPC
+/// call, a gRPC status (see `grpc`).
+pub fn refuse(mut rec: Box<RequestRecord>, refusal: Refusal, grpc: bool) -> Resp {
     let reason = refusal.reason;
     if let Some(why) = &refusal.detail {
         tracing::debug!(request_id = %rec.request_id, reason = reason.as_str(), "refused: {why}");
     }
     rec.refused(&refusal);
+    if grpc {
+        let id = rec.request_id.clone();
+        let wait_ms = refusal.retry_after.map(|d| d.as_millis());
+        return grpc::refusal(reason, &id, wait_ms, Recorded::new(empty(), rec));
+    }
     refusal_response(rec, reason, refusal.retry_after)
 }
 

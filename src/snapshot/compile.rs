@@ -133,6 +133,7 @@ fn upstream_settings(s: &UpstreamSection) -> UpstreamSettings {
         connect_timeout: s.connect_timeout.map(|d| d.0),
         timeout: s.timeout.map(|d| d.0),
         max_connections: s.max_connections,
+        idle_timeout: s.idle_timeout.map(|d| d.0),
         http2: s.http2,
         bodies_on_get: s.bodies_on_get,
     }
@@ -323,6 +324,16 @@ pub fn compile(
     previous: Option<&Snapshot>,
     generation: u64,
 ) -> Result<Snapshot, Vec<ConfigError>> {
+    compile_measured(cfg, previous, generation, None)
+}
+
+/// [`compile`] for the running proxy: its upstream pools set `warden_upstream_connections`.
+pub fn compile_measured(
+    cfg: &LoadedConfig,
+    previous: Option<&Snapshot>,
+    generation: u64,
+    upstream_connections: Option<crate::upstream::PoolGauges<'_>>,
+) -> Result<Snapshot, Vec<ConfigError>> {
     let f = &cfg.file;
     let mut errors = Vec::new();
     let mut watched_files = Vec::new();
@@ -336,7 +347,7 @@ pub fn compile(
         });
         let settings = upstream_settings(section);
         watched_files.extend(settings.files());
-        match Upstream::build(name, &settings, prev) {
+        match Upstream::build(name, &settings, prev, upstream_connections) {
             Ok(u) => upstreams.push(u),
             Err(e) => errors.push(cfg.error_at(&format!("upstreams.{name}"), e)),
         }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use super::compile::{compile, Snapshot};
+use super::compile::{compile, compile_measured, Snapshot};
 use crate::config::load::ConfigError;
 use crate::config::validate::load_and_validate;
 use crate::telemetry::cert_expiry;
@@ -46,9 +46,28 @@ pub fn build_snapshot(
     compile(&loaded, previous, generation)
 }
 
+/// [`build_snapshot`] for the running proxy, whose upstream pools are measured.
+fn build_measured(
+    path: &Path,
+    previous: Option<&Snapshot>,
+    generation: u64,
+    metrics: &Metrics,
+) -> Result<Snapshot, Vec<ConfigError>> {
+    let loaded = load_and_validate(path)?;
+    compile_measured(
+        &loaded,
+        previous,
+        generation,
+        Some(crate::upstream::PoolGauges {
+            connections: &metrics.upstream_connections,
+            max_connections: &metrics.upstream_max_connections,
+        }),
+    )
+}
+
 impl ConfigHandle {
     pub fn load(path: &Path, metrics: Arc<Metrics>) -> Result<Self, Vec<ConfigError>> {
-        let snap = build_snapshot(path, None, 1)?;
+        let snap = build_measured(path, None, 1, &metrics)?;
         metrics.set_max_agent_series(snap.telemetry.max_agent_series);
         metrics.set_certificate_expiry(&cert_expiry::read(&snap.expiry_files));
         let (changed, _) = watch::channel(1);
@@ -87,7 +106,7 @@ impl ConfigHandle {
         let _guard = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let previous = self.current.load_full();
         let generation = self.generation.load(Ordering::Relaxed) + 1;
-        match build_snapshot(&self.path, Some(&previous), generation) {
+        match build_measured(&self.path, Some(&previous), generation, &self.metrics) {
             Ok(snap) => {
                 if snap.listen != previous.listen || snap.admin_listen != previous.admin_listen {
                     tracing::warn!("listen addresses changed: they take effect on restart");

@@ -1,9 +1,12 @@
 //! An upstream HTTP server on 127.0.0.1:0 that records every request it receives and answers by
-//! path: `/sse` streams events slowly, `/slow` answers after 3 s, `/ws` accepts a WebSocket
-//! upgrade and echoes bytes, `/big` sends 1 MiB, anything else echoes a short JSON.
+//! path: `/sse` streams events slowly, `/slow` answers after 3 s, `/wait/MS` after MS
+//! milliseconds, `/ws` accepts a WebSocket upgrade and echoes bytes, `/big` sends 1 MiB, anything
+//! else echoes a short JSON. It speaks HTTP/1.1 and HTTP/2 (prior knowledge, or ALPN over TLS)
+//! and counts its open connections.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +15,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -24,6 +28,11 @@ pub struct Seen {
     pub target: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub version: http::Version,
+    /// Which accepted connection carried it (0 for the first).
+    pub conn: usize,
+    /// Trailers that ended the request body.
+    pub trailers: Option<HeaderMap>,
 }
 
 #[derive(Clone, Default)]
@@ -53,7 +62,10 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub recorder: Recorder,
     /// TCP connections accepted so far (keep-alive pooling shows as few connections).
-    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    pub connections: Arc<AtomicUsize>,
+    /// Connections open now, and the most ever open at once.
+    pub open: Arc<AtomicUsize>,
+    pub max_open: Arc<AtomicUsize>,
     pub tls: bool,
 }
 
@@ -67,7 +79,15 @@ impl Upstream {
     }
 
     pub fn connection_count(&self) -> usize {
-        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    pub fn max_open_connections(&self) -> usize {
+        self.max_open.load(Ordering::Relaxed)
     }
 }
 
@@ -79,8 +99,10 @@ fn full(s: impl Into<Bytes>) -> Body {
 
 async fn respond(
     recorder: Recorder,
+    conn: usize,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    let version = req.version();
     let path = req.uri().path().to_string();
     let target = req
         .uri()
@@ -96,6 +118,9 @@ async fn respond(
             target,
             headers,
             body: Bytes::new(),
+            version,
+            conn,
+            trailers: None,
         });
         tokio::spawn(async move {
             if let Ok(upgraded) = on_upgrade.await {
@@ -115,17 +140,21 @@ async fn respond(
             .body(full(""))
             .unwrap());
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let (body, trailers) = match req.into_body().collect().await {
+        Ok(collected) => {
+            let trailers = collected.trailers().cloned();
+            (collected.to_bytes(), trailers)
+        }
+        Err(_) => (Bytes::new(), None),
+    };
     recorder.seen.lock().unwrap().push(Seen {
         method,
         target: target.clone(),
         headers,
         body: body.clone(),
+        version,
+        conn,
+        trailers,
     });
     match path.as_str() {
         p if p.ends_with("/sse") => {
@@ -151,6 +180,32 @@ async fn respond(
             tokio::time::sleep(Duration::from_secs(3)).await;
             Ok(Response::new(full("slow")))
         }
+        p if p.contains("/wait/") => {
+            let ms = p
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(Response::new(full("waited")))
+        }
+        p if p.ends_with("/trailers") => {
+            // A gRPC-style answer: data, then the status in trailers.
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            trailers.insert("x-checksum", http::HeaderValue::from_static("abc123"));
+            let body = Frames(
+                [
+                    Frame::data(Bytes::from_static(b"payload")),
+                    Frame::trailers(trailers),
+                ]
+                .into(),
+            );
+            Ok(Response::builder()
+                .header("content-type", "application/grpc")
+                .body(body.boxed())
+                .unwrap())
+        }
         p if p.ends_with("/big") => Ok(Response::new(full(vec![b'x'; 1 << 20]))),
         _ => Ok(Response::builder()
             .header("content-type", "application/json")
@@ -161,6 +216,25 @@ async fn respond(
                 body.len()
             )))
             .unwrap()),
+    }
+}
+
+/// A body of frames ready at once (data, then trailers).
+pub struct Frames(pub std::collections::VecDeque<Frame<Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(Ok))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -205,7 +279,55 @@ pub async fn start_mtls(pki: &super::pki::TestPki) -> Upstream {
             PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap(),
         )
         .unwrap();
-    start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    start_with(Some(acceptor(config))).await
+}
+
+/// An HTTPS upstream serving `cert`/`key` (PEM files) without asking for a client certificate.
+pub async fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Upstream {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    super::init_crypto();
+    let certs = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, PrivateKeyDer::from_pem_file(key).unwrap())
+        .unwrap();
+    start_with(Some(acceptor(config))).await
+}
+
+fn acceptor(mut config: rustls::ServerConfig) -> tokio_rustls::TlsAcceptor {
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// Counts an open connection until dropped.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl OpenGuard {
+    fn new(open: &Arc<AtomicUsize>, max: &Arc<AtomicUsize>) -> Self {
+        let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+        max.fetch_max(now, Ordering::SeqCst);
+        OpenGuard(open.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn serve<I>(io: I, rec: Recorder, conn: usize)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| respond(rec.clone(), conn, req));
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+        .await;
 }
 
 async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
@@ -213,35 +335,28 @@ async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
     let addr = listener.local_addr().unwrap();
     let recorder = Recorder::default();
     let rec = recorder.clone();
-    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = connections.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
+    let max_open = Arc::new(AtomicUsize::new(0));
+    let (count, open2, max2) = (connections.clone(), open.clone(), max_open.clone());
     let is_tls = tls.is_some();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
-            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let conn = count.fetch_add(1, Ordering::SeqCst);
+            let guard = OpenGuard::new(&open2, &max2);
             let rec = rec.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
-                let svc = service_fn(move |req| respond(rec.clone(), req));
-                let builder = hyper::server::conn::http1::Builder::new();
+                let _guard = guard;
                 match tls {
-                    None => {
-                        let _ = builder
-                            .serve_connection(TokioIo::new(tcp), svc)
-                            .with_upgrades()
-                            .await;
-                    }
+                    None => serve(tcp, rec, conn).await,
                     Some(acceptor) => {
-                        let Ok(stream) = acceptor.accept(tcp).await else {
-                            return;
-                        };
-                        let _ = builder
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .with_upgrades()
-                            .await;
+                        if let Ok(stream) = acceptor.accept(tcp).await {
+                            serve(stream, rec, conn).await;
+                        }
                     }
                 }
             });
@@ -251,6 +366,8 @@ async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
         addr,
         recorder,
         connections,
+        open,
+        max_open,
         tls: is_tls,
     }
 }

@@ -119,11 +119,14 @@ impl WardenProcess {
         Self::spawn_env(config, extra, &[("WARDEN_LOG", Some("warden=info"))])
     }
 
-    /// With environment variables set (`Some`) or removed (`None`); `RUST_LOG` is removed
-    /// unless given, so the test's own environment does not leak in.
+    /// With environment variables set (`Some`) or removed (`None`). `RUST_LOG`, `SSL_CERT_FILE`
+    /// and `SSL_CERT_DIR` are removed unless given, so the test's own environment does not leak
+    /// into the child's logs or trust store.
     pub fn spawn_env(config: &Path, extra: &[&str], env: &[(&str, Option<&str>)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
         command
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
             .args(["serve", "--config"])
             .arg(config)
             .args(extra)

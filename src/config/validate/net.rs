@@ -187,6 +187,15 @@ fn check_upstream(r: &mut Report<'_>, base: &str, up: &UpstreamSection) {
     }
     positive(r, &format!("{base}.connect_timeout"), up.connect_timeout);
     positive(r, &format!("{base}.timeout"), up.timeout);
+    positive(r, &format!("{base}.idle_timeout"), up.idle_timeout);
+    if up.max_connections == Some(0) {
+        r.err(
+            &format!("{base}.max_connections"),
+            "must be at least 1: no connection means every request waits, then fails with upstream_busy",
+        );
+    }
+    // `http2` on an http:// URL is HTTP/2 with prior knowledge, on https:// h2 by ALPN; an https
+    // URL without `tls.ca` is verified against the system's trusted roots. Both are valid.
 }
 
 /// Whether the URL is https, or what is wrong with it. Only scheme and authority are allowed:

@@ -350,6 +350,33 @@ fn upstream_urls_are_scheme_and_authority_only() {
     assert_at(&e, "upstreams.extra.tls.cert", 16, 13, "needs its key");
     let e = fx.one_error("  extra:\n    url: https://h\n    timeout: 0s\n");
     assert_at(&e, "upstreams.extra.timeout", 15, 14, "longer than 0");
+    let e = fx.one_error("  extra:\n    url: http://h\n    max_connections: 0\n");
+    assert_at(&e, "upstreams.extra.max_connections", 15, 22, "at least 1");
+    let e = fx.one_error("  extra:\n    url: http://h\n    idle_timeout: 0s\n");
+    assert_at(&e, "upstreams.extra.idle_timeout", 15, 19, "longer than 0");
+}
+
+#[test]
+fn http2_upstreams_and_https_without_a_ca_are_valid() {
+    let fx = Fixture::new();
+    let tail = concat!(
+        "  grpc:\n",
+        "    url: http://127.0.0.1:50051\n",
+        "    http2: true\n",
+        "    max_connections: 4\n",
+        "    idle_timeout: 90s\n",
+        "  grpc-tls:\n",
+        "    url: https://grpc.internal:8443\n",
+        "    http2: true\n",
+        "  public:\n",
+        "    url: https://api.example.com\n",
+        "    tls: { server_name: api.example.com }\n",
+        "  search:\n",
+        "    url: http://127.0.0.1:9200\n",
+        "    bodies_on_get: true\n",
+    );
+    let errors = fx.errors(&format!("{HEADER}{tail}"));
+    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 #[test]

@@ -13,10 +13,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
@@ -34,7 +31,55 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 const NEVER: i64 = i64::MIN;
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+/// One HTTPS GET per fetch, on a connection of its own: a JWKS is fetched every few minutes,
+/// so nothing is pooled.
+struct HttpsClient {
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl HttpsClient {
+    async fn get(
+        &self,
+        request: Request<Empty<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        let uri = request.uri().clone();
+        if uri.scheme_str() != Some("https") {
+            return Err("jwks_url must be https".into());
+        }
+        let host = uri.host().ok_or("jwks_url has no host")?.to_string();
+        let port = uri.port_u16().unwrap_or(443);
+        let name = rustls::pki_types::ServerName::try_from(
+            host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        )
+        .map_err(|e| format!("{host}: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {}", error_chain(&e)))?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| format!("HTTP: {}", error_chain(&e)))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut request = request;
+        let authority = uri.authority().map(|a| a.as_str().to_string());
+        if let Some(v) = authority.and_then(|a| http::HeaderValue::from_str(&a).ok()) {
+            request.headers_mut().insert(header::HOST, v);
+        }
+        // Origin form on the wire, as a server expects from a client (not a proxy).
+        if let Some(pq) = uri.path_and_query().and_then(|pq| pq.as_str().parse().ok()) {
+            *request.uri_mut() = pq;
+        }
+        send.send_request(request)
+            .await
+            .map_err(|e| format!("request failed: {}", error_chain(&e)))
+    }
+}
 
 /// One issuer's remote key set.
 pub struct RemoteJwks {
@@ -181,11 +226,9 @@ impl RemoteJwks {
             )
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .request(request)
+        let response = tokio::time::timeout(FETCH_TIMEOUT, self.client.get(request))
             .await
-            .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+            .map_err(|_| format!("no answer within {FETCH_TIMEOUT:?}"))??;
         if response.status() != StatusCode::OK {
             return Err(format!("answered {}", response.status()));
         }
@@ -246,15 +289,9 @@ fn https_client(ca: Option<&Path>) -> Result<HttpsClient, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(FETCH_TIMEOUT));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    Ok(HttpsClient {
+        tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+    })
 }
 
 /// An error and its sources, so "request failed" says why (refused, certificate unknown...).
