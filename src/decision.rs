@@ -22,6 +22,8 @@ pub enum Reason {
     BadRequest,
     HeadersTooLarge,
     BodyTooLarge,
+    /// The agent's request body made no progress for `limits.body_stall_timeout`.
+    BodyStalled,
     NoRoute,
     Segmentation,
     Denied,
@@ -32,7 +34,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::NoIdentity,
         Reason::UnknownAgent,
         Reason::TokenMissing,
@@ -44,6 +46,7 @@ impl Reason {
         Reason::BadRequest,
         Reason::HeadersTooLarge,
         Reason::BodyTooLarge,
+        Reason::BodyStalled,
         Reason::NoRoute,
         Reason::Segmentation,
         Reason::Denied,
@@ -66,6 +69,7 @@ impl Reason {
             Reason::BadRequest => "bad_request",
             Reason::HeadersTooLarge => "headers_too_large",
             Reason::BodyTooLarge => "body_too_large",
+            Reason::BodyStalled => "body_stalled",
             Reason::NoRoute => "no_route",
             Reason::Segmentation => "segmentation",
             Reason::Denied => "denied",
@@ -91,6 +95,7 @@ impl Reason {
             Reason::BadRequest => StatusCode::BAD_REQUEST,
             Reason::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::BodyStalled => StatusCode::REQUEST_TIMEOUT,
             Reason::NoRoute => StatusCode::NOT_FOUND,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -104,7 +109,10 @@ impl Reason {
             Reason::NoIdentity | Reason::UnknownAgent => "identity",
             Reason::TokenMissing | Reason::TokenInvalid | Reason::TokenNotBound => "token",
             Reason::Quarantined | Reason::RateLimited | Reason::ConcurrencyLimited => "admit",
-            Reason::BadRequest | Reason::HeadersTooLarge | Reason::BodyTooLarge => "request",
+            Reason::BadRequest
+            | Reason::HeadersTooLarge
+            | Reason::BodyTooLarge
+            | Reason::BodyStalled => "request",
             Reason::NoRoute => "route",
             Reason::Segmentation => "segmentation",
             Reason::Denied | Reason::NoMatchingRule => "rules",

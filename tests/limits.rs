@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const LIMITS: &str = "limits:
   max_connections: 2
   header_read_timeout: 1s
+  handshake_timeout: 1s
   idle_timeout: 1s
   max_request_header_bytes: 8KiB
   max_request_body_bytes: 1KiB";

@@ -1,13 +1,21 @@
-//! The agent-facing server: accept loop (`listener`), one connection's life (`connection`), one
-//! request's way (`service`: decide, forward, record), live admission state (`admission`), and the
-//! record step (`record`).
+//! The agent-facing server: accept loop and its budgets (`listener`), the TLS handshake
+//! (`handshake`), one connection's life (`connection`, `conn_info`, `io`), one request's way
+//! (`service`: decide, forward, record), live admission state (`admission`), the record step
+//! (`record`), WebSocket tunnels (`tunnel`), the re-check of open channels after a reload
+//! (`supervise`), and the records of what ends without a request (`ends`).
 
 pub mod admission;
+pub mod conn_info;
 pub mod connection;
+pub mod ends;
+pub mod handshake;
 pub mod ids;
+pub mod io;
 pub mod listener;
 pub mod record;
 pub mod runtime;
 pub mod service;
+pub mod supervise;
+pub mod tunnel;
 
 pub use runtime::Runtime;

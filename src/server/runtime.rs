@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::agents::AgentRegistry;
+use crate::agents::{AgentRegistry, AgentState, ChannelRegistry, CloseReason};
 use crate::clock::Clock;
 use crate::snapshot::ConfigHandle;
 use crate::telemetry::audit::AuditLog;
@@ -14,6 +14,8 @@ pub struct Runtime {
     pub config: Arc<ConfigHandle>,
     pub metrics: Arc<Metrics>,
     pub agents: AgentRegistry,
+    /// Every connection and tunnel agents hold open.
+    pub channels: Arc<ChannelRegistry>,
     pub clock: Clock,
     pub ids: RequestIds,
     /// `None` when `telemetry.audit_log` is unset.
@@ -39,6 +41,7 @@ impl Runtime {
             config,
             metrics,
             agents: AgentRegistry::new(100_000),
+            channels: ChannelRegistry::new(),
             clock,
             ids: RequestIds::new(),
             audit,
@@ -49,6 +52,18 @@ impl Runtime {
     /// Monotonic time since start, as the anomaly engine counts it.
     pub fn mono(&self) -> std::time::Duration {
         self.epoch.elapsed()
+    }
+
+    /// Quarantines `agent` until `until_ms` (the admin API, the anomaly engine): its requests
+    /// are refused and its open connections and tunnels are closed. Returns how many were open.
+    pub fn quarantine(&self, agent: &AgentState, until_ms: i64) -> usize {
+        agent.quarantine(until_ms);
+        self.metrics
+            .quarantined
+            .with_label_values(&[&agent.metric_label])
+            .set(1);
+        self.channels
+            .close_agent(&agent.id, CloseReason::Quarantined)
     }
 
     /// Brings the per-agent gauges up to date with time: quarantines that expired, scores that
