@@ -24,12 +24,15 @@ pub struct Slots {
 }
 
 /// A socket in its TLS handshake.
-#[derive(Debug)]
-pub struct PendingSlot(Arc<Slots>);
+pub struct PendingSlot {
+    slots: Arc<Slots>,
+    metrics: Arc<Metrics>,
+}
 
 impl Drop for PendingSlot {
     fn drop(&mut self) {
-        self.0.pending.fetch_sub(1, Ordering::Relaxed);
+        self.slots.pending.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.pending_handshakes.dec();
     }
 }
 
@@ -62,8 +65,20 @@ fn take(count: &AtomicUsize, max: usize) -> bool {
 }
 
 impl Slots {
-    fn try_pending(self: &Arc<Self>, max: usize) -> Option<PendingSlot> {
-        take(&self.pending, max).then(|| PendingSlot(self.clone()))
+    fn try_pending(self: &Arc<Self>, rt: &Runtime) -> Option<PendingSlot> {
+        let max = rt.config.snapshot().limits.max_pending_handshakes;
+        if !take(&self.pending, max) {
+            rt.metrics
+                .tls_handshakes
+                .with_label_values(&["error", "pending_limit"])
+                .inc();
+            return None;
+        }
+        rt.metrics.pending_handshakes.inc();
+        Some(PendingSlot {
+            slots: self.clone(),
+            metrics: rt.metrics.clone(),
+        })
     }
 
     /// A place for an authenticated connection, unless `max_connections` are open.
@@ -110,9 +125,7 @@ pub async fn run(
                         continue;
                     }
                 };
-                let max = rt.config.snapshot().limits.max_pending_handshakes;
-                let Some(pending) = slots.try_pending(max) else {
-                    rt.metrics.tls_handshakes.with_label_values(&["error", "pending_limit"]).inc();
+                let Some(pending) = slots.try_pending(&rt) else {
                     drop(tcp);
                     continue;
                 };

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub audit_records: IntCounter,
     pub connections_refused: IntCounter,
+    pub pending_handshakes: IntGauge,
     series_agents: DashSet<Arc<str>>,
     series_count: AtomicUsize,
     max_agent_series: AtomicUsize,
@@ -140,6 +141,11 @@ impl Metrics {
             "Connections closed at accept because max_connections was reached.",
         )?;
         r.register(Box::new(connections_refused.clone()))?;
+        let pending_handshakes = IntGauge::new(
+            "warden_pending_handshakes",
+            "Agent-listener sockets in their TLS handshake (limits.max_pending_handshakes).",
+        )?;
+        r.register(Box::new(pending_handshakes.clone()))?;
         // Series that exist from the start, so dashboards and alerts see zeros, not gaps.
         for result in ["ok", "error"] {
             config_reloads.with_label_values(&[result]);
@@ -158,6 +164,7 @@ impl Metrics {
             config_reloads,
             audit_records,
             connections_refused,
+            pending_handshakes,
             series_agents: DashSet::new(),
             series_count: AtomicUsize::new(0),
             max_agent_series: AtomicUsize::new(max_agent_series.max(1)),

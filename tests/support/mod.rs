@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod fixture;
+pub mod gate;
 pub mod keepalive;
 pub mod pki;
 pub mod upstream;
