@@ -229,7 +229,13 @@ async fn max_streams_per_connection_caps_concurrent_streams_on_one_connection() 
     let (mut send, _conn) = h2_connection(&g, "hostile").await;
     // One exchange first, so the client has warden's SETTINGS (a client that opens streams past
     // the limit before reading them gets them refused: REFUSED_STREAM).
-    assert_eq!(send.send_request(h2_get("/gate/ok")).await.unwrap().status(), 200);
+    assert_eq!(
+        send.send_request(h2_get("/gate/ok"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let streams: Vec<_> = (0..6)
         .map(|_| {
             let mut send = send.clone();

@@ -441,12 +441,15 @@ async fn quarantine_closes_keepalive_and_h2_connections_within_1s() {
         "h2 connection still open"
     );
     assert!(!bystander.is_closed());
-    let ends = chat.records("connection").await;
-    let quarantined = ends
-        .iter()
-        .filter(|r| r["close_reason"] == "quarantined")
-        .count();
-    assert!(quarantined >= 2, "{ends:?}");
+    let recorded = wait::until(Duration::from_secs(2), || async {
+        let ends = chat.records("connection").await;
+        ends.iter()
+            .filter(|r| r["close_reason"] == "quarantined")
+            .count()
+            == 2
+    })
+    .await;
+    assert!(recorded, "{:?}", chat.records("connection").await);
     // New connections are served, and refused request by request.
     let r = chat.client("chatter").get("/chat/lobby").await;
     assert_eq!((r.status, r.error().as_str()), (403, "quarantined"));
@@ -474,4 +477,52 @@ async fn shutdown_closes_tunnels() {
         text.contains(r#""kind":"tunnel""#) && text.contains(r#""close_reason":"shutdown""#),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn the_anomaly_engines_quarantine_closes_the_agents_tunnel() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let s = support::fixture::Standard::start_with(&format!(
+        "telemetry:\n  audit_log: {}\nanomaly:\n  enabled: true\n  learning_period: 2s\n  threshold: 0.8\n  action: quarantine\n  quarantine_for: 10m\n",
+        log.display()
+    ))
+    .await;
+    let c = s.client("inventory-bot");
+    let mut session = KeepAlive::open(&c).await.unwrap();
+    let learning_until = Instant::now() + Duration::from_millis(2_500);
+    let mut i = 0;
+    while Instant::now() < learning_until {
+        let path = format!("/inventory/items/{}", i % 5);
+        assert_eq!(session.get(&path).await.unwrap().status, 200);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut t = AgentTunnel::open(&c, "/inventory/ws").await;
+    assert_eq!(t.echo(b"ping").await.unwrap(), b"ping");
+    // The agent starts enumerating, on new connections, until the engine quarantines it.
+    let mut quarantined = None;
+    for n in 0..40 {
+        let r = c.get(&format!("/inventory/probe{n}/secret/{n}")).await;
+        if r.error() == "quarantined" {
+            quarantined = Some(Instant::now());
+            break;
+        }
+    }
+    let at = quarantined.expect("the enumerating agent was not quarantined");
+    let left = (at + ONE_SECOND).saturating_duration_since(Instant::now());
+    assert!(
+        t.closed_within(left).await.is_some(),
+        "the tunnel outlived the quarantine"
+    );
+    let closed = wait::until(Duration::from_secs(5), || async {
+        s.warden.flush_audit().await;
+        std::fs::read_to_string(&log).is_ok_and(|text| {
+            text.lines().any(|l| {
+                l.contains(r#""kind":"tunnel""#) && l.contains(r#""close_reason":"quarantined""#)
+            })
+        })
+    })
+    .await;
+    assert!(closed, "no tunnel record closed by quarantine");
 }

@@ -28,6 +28,9 @@ use crate::snapshot::Limits;
 
 type HttpError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long a closed channel's connection may still finish the answer it is writing.
+const CLOSE_GRACE: Duration = Duration::from_millis(250);
+
 /// Handshakes and serves one accepted TCP connection until it ends.
 pub async fn serve_connection(
     rt: Arc<Runtime>,
@@ -138,7 +141,13 @@ where
                 let done = if info.upgraded() { CloseReason::Upgraded } else { CloseReason::Closed };
                 return (ending.unwrap_or(done), res.err());
             }
-            reason = channel.closed() => return (reason, None),
+            reason = channel.closed() => {
+                // No new request; the answer being written gets a moment to finish (the
+                // request whose record quarantined its agent still gets its answer).
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await;
+                return (reason, None);
+            }
             _ = shutdown.changed(), if ending.is_none() => {
                 ending = Some(CloseReason::Shutdown);
                 conn.as_mut().graceful_shutdown();

@@ -113,10 +113,25 @@ impl WardenProcess {
     }
 
     pub fn spawn_with(config: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(extra)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+        cmd.args(["serve", "--config"]).arg(config).args(extra);
+        Self::spawn_command(cmd)
+    }
+
+    /// The binary under `ulimit -n nofile` (soft and hard), as a small host would run it.
+    pub fn spawn_with_fd_limit(config: &Path, nofile: u32) -> Self {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                r#"ulimit -n {nofile} && exec "$0" serve --config "$1""#
+            ))
+            .arg(env!("CARGO_BIN_EXE_warden"))
+            .arg(config);
+        Self::spawn_command(cmd)
+    }
+
+    fn spawn_command(mut cmd: Command) -> Self {
+        let mut child = cmd
             .env("WARDEN_LOG", "warden=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
