@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use warden::certs::pki::LeafOptions;
 
 const ONE_SECOND: Duration = Duration::from_secs(1);
 
-fn policy(ws: &str, limits: &str, log: &PathBuf, deny: &str) -> String {
+fn policy(ws: &str, limits: &str, log: &Path, deny: &str) -> String {
     format!(
         r#"{limits}
 telemetry:

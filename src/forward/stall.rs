@@ -140,32 +140,48 @@ impl ProgressSet {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_body_nobody_polls_is_seen_stalled() {
         let set = ProgressSet::default();
         let reading = set.track();
         let waiting = set.track();
         waiting.polled(true);
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(set.agent_stalled(Duration::from_secs(1)));
+        assert!(!set.agent_stalled(Duration::from_secs(60)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(set.agent_stalled(Duration::from_millis(10)));
+        // A body waiting on its source is its own timer's business, not the reader's.
         reading.finished();
-        assert!(!set.agent_stalled(Duration::from_secs(1)));
+        assert!(!set.agent_stalled(Duration::from_millis(10)));
         drop(reading);
         drop(waiting);
+        assert!(!set.agent_stalled(Duration::ZERO));
         assert!(set.bodies.lock().unwrap().is_empty());
     }
 
-    #[tokio::test(start_paused = true)]
+    /// Polls the timer until it says stalled; how long that took.
+    async fn until_stalled(t: &mut StallTimer) -> Duration {
+        let started = Instant::now();
+        let fired = std::future::poll_fn(|cx| {
+            if t.poll_stalled(cx) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(5), fired)
+            .await
+            .expect("the stall timer never fired");
+        started.elapsed()
+    }
+
+    #[tokio::test]
     async fn the_timer_fires_after_the_limit_without_progress() {
-        let mut t = StallTimer::new(Duration::from_secs(1));
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
-        assert!(!t.poll_stalled(&mut cx));
-        tokio::time::advance(Duration::from_millis(600)).await;
+        let limit = Duration::from_millis(150);
+        let mut t = StallTimer::new(limit);
+        assert!(until_stalled(&mut t).await >= limit - Duration::from_millis(5));
+        // Progress moves the deadline.
         t.progressed();
-        tokio::time::advance(Duration::from_millis(600)).await;
-        assert!(!t.poll_stalled(&mut cx));
-        tokio::time::advance(Duration::from_millis(500)).await;
-        assert!(t.poll_stalled(&mut cx));
+        assert!(until_stalled(&mut t).await >= limit - Duration::from_millis(5));
+        assert_eq!(t.error().to_string(), "body made no progress for 150ms");
     }
 }
