@@ -31,10 +31,11 @@ pub enum Reason {
     UpstreamUnavailable,
     UpstreamTimeout,
     UpstreamBusy,
+    ClusterUnavailable,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::NoIdentity,
         Reason::UnknownAgent,
         Reason::TokenMissing,
@@ -54,6 +55,7 @@ impl Reason {
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
         Reason::UpstreamBusy,
+        Reason::ClusterUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +79,7 @@ impl Reason {
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
             Reason::UpstreamBusy => "upstream_busy",
+            Reason::ClusterUnavailable => "cluster_unavailable",
         }
     }
 
@@ -99,7 +102,7 @@ impl Reason {
             Reason::NoRoute => StatusCode::NOT_FOUND,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Reason::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::UpstreamBusy | Reason::ClusterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -108,7 +111,10 @@ impl Reason {
         match self {
             Reason::NoIdentity | Reason::UnknownAgent => "identity",
             Reason::TokenMissing | Reason::TokenInvalid | Reason::TokenNotBound => "token",
-            Reason::Quarantined | Reason::RateLimited | Reason::ConcurrencyLimited => "admit",
+            Reason::Quarantined
+            | Reason::RateLimited
+            | Reason::ConcurrencyLimited
+            | Reason::ClusterUnavailable => "admit",
             Reason::BadRequest
             | Reason::HeadersTooLarge
             | Reason::BodyTooLarge

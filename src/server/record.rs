@@ -280,8 +280,9 @@ pub(super) fn observe(
         match settings.action {
             AnomalyAction::Quarantine if !agent.is_quarantined(now_ms) => {
                 let until = now_ms.saturating_add(settings.quarantine_for.as_millis() as i64);
-                let closed = rt.quarantine(agent, until);
-                tracing::warn!(agent = %agent.id, score = score.value, ?signals, closed, "agent quarantined: anomaly score over threshold");
+                // Here and on every replica of the fleet.
+                rt.quarantine(&agent.id, until);
+                tracing::warn!(agent = %agent.id, score = score.value, ?signals, "agent quarantined: anomaly score over threshold");
             }
             AnomalyAction::Quarantine => {}
             AnomalyAction::Alert => {
