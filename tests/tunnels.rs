@@ -526,3 +526,44 @@ async fn the_anomaly_engines_quarantine_closes_the_agents_tunnel() {
     .await;
     assert!(closed, "no tunnel record closed by quarantine");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server (installed by .ci/run)"]
+async fn a_quarantine_on_another_replica_closes_the_tunnel_here_within_1s() {
+    use support::fixture::{dead_addr, standard_policy};
+    use support::warden::{write_config, WardenProcess};
+    let redis = support::redis::Redis::start();
+    let pki = TestPki::new();
+    let inventory = support::upstream::start().await;
+    let top = format!(
+        "cluster:\n  redis: {}\n  key_prefix: \"tunnels:\"\n",
+        redis.url()
+    );
+    let policy = standard_policy(&inventory.url(), &inventory.url(), dead_addr(), &top);
+    let yaml = config_yaml(&pki, &policy);
+    let a = WardenProcess::spawn(&write_config(&pki, "a.yaml", &yaml));
+    let b = WardenProcess::spawn(&write_config(&pki, "b.yaml", &yaml));
+    let (admin_a, admin_b) = (a.admin.unwrap(), b.admin.unwrap());
+    let up = |admin| async move {
+        let (_, m) = admin_request(admin, "GET", "/metrics", None).await;
+        m.contains("warden_cluster_up 1")
+    };
+    assert!(
+        wait::until(Duration::from_secs(5), || async {
+            up(admin_a).await && up(admin_b).await
+        })
+        .await
+    );
+    let on_b = AgentClient::new(&pki, &pki.agent("inventory-bot"), b.addr);
+    let mut t = AgentTunnel::open(&on_b, "/inventory/ws").await;
+    assert_eq!(t.echo(b"ping").await.unwrap(), b"ping");
+
+    let path = format!("/agents/{}/quarantine", agent_id("inventory-bot"));
+    let at = Instant::now();
+    assert_eq!(admin_request(admin_a, "POST", &path, None).await.0, 200);
+    let left = (at + ONE_SECOND).saturating_duration_since(Instant::now());
+    assert!(
+        t.closed_within(left).await.is_some(),
+        "the tunnel on B outlived a quarantine set on A by 1 s"
+    );
+}
