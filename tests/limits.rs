@@ -305,6 +305,41 @@ async fn body_stall_timeout_cuts_a_stalled_request_body_and_frees_its_upstream_c
 }
 
 #[tokio::test]
+async fn body_stall_timeout_cuts_a_request_body_the_upstream_stopped_reading() {
+    let g =
+        Gated::start("limits:\n  body_stall_timeout: 500ms\n  max_request_body_bytes: 64MiB").await;
+    // More than the socket buffers on both sides hold, so the upstream's silence stops the body.
+    const LEN: usize = 48 << 20;
+    let mut tls = g.client("hostile").connect().await.unwrap();
+    let writer = tokio::spawn(async move {
+        let head =
+            format!("POST /gate/deaf HTTP/1.1\r\nhost: localhost\r\ncontent-length: {LEN}\r\n\r\n");
+        let _ = tls.write_all(head.as_bytes()).await;
+        let chunk = vec![b'z'; 1 << 20];
+        for _ in 0..LEN >> 20 {
+            if tls.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        tls
+    });
+    let recorded = wait::until(Duration::from_secs(6), || async {
+        g.records("request")
+            .await
+            .iter()
+            .any(|r| r["status"] == 504)
+    })
+    .await;
+    assert!(recorded, "{:?}", g.records("request").await);
+    let rec = &g.records("request").await[0];
+    assert_eq!(rec["reason"], "upstream_timeout");
+    assert!(wait::until(Duration::from_secs(5), || async { g.gate.open() == 0 }).await);
+    let uploads = g.gate.uploads();
+    assert!(matches!(uploads[..], [Err(n)] if n < LEN), "{uploads:?}");
+    writer.abort();
+}
+
+#[tokio::test]
 async fn an_agent_that_stops_reading_is_cut_and_its_upstream_freed() {
     let g = Gated::start(STALL).await;
     // HTTP/1.1: the socket fills and warden's writes wait.

@@ -39,21 +39,36 @@ impl FaultCell {
 }
 
 /// The agent's request body on its way upstream: counts its data bytes into a shared counter,
-/// cuts it when the agent stops sending, and marks its own failures in a [`FaultCell`].
+/// cuts it when the agent stops sending, marks its own failures in a [`FaultCell`], and publishes
+/// its [`Progress`] so the forwarder sees an upstream that stops reading it.
 pub struct AgentBody<B> {
     inner: B,
     count: Arc<AtomicU64>,
     fault: Arc<FaultCell>,
     stall: StallTimer,
+    progress: Arc<Progress>,
 }
 
-impl<B> AgentBody<B> {
-    pub fn new(inner: B, count: Arc<AtomicU64>, fault: Arc<FaultCell>, stall: Duration) -> Self {
+/// Where an [`AgentBody`] reports: its byte counter, its fault, its progress.
+pub struct AgentBodyWatch {
+    pub count: Arc<AtomicU64>,
+    pub fault: Arc<FaultCell>,
+    pub progress: Arc<Progress>,
+}
+
+impl<B: Body> AgentBody<B> {
+    pub fn new(inner: B, watch: &AgentBodyWatch, stall: Duration) -> Self {
+        // Not the upstream's to take until it first asks for it (it may still be connecting).
+        watch.progress.polled(true);
+        if inner.is_end_stream() {
+            watch.progress.finished();
+        }
         AgentBody {
             inner,
-            count,
-            fault,
+            count: watch.count.clone(),
+            fault: watch.fault.clone(),
             stall: StallTimer::new(stall),
+            progress: watch.progress.clone(),
         }
     }
 }
@@ -71,20 +86,30 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        this.progress.polled(polled.is_pending());
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.count.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
                 this.stall.progressed();
+                if this.inner.is_end_stream() {
+                    this.progress.finished();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
+                this.progress.finished();
                 this.fault.set(AgentFault::Malformed);
                 Poll::Ready(Some(Err(e.into())))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.progress.finished();
+                Poll::Ready(None)
+            }
             Poll::Pending if this.stall.poll_stalled(cx) => {
+                this.progress.finished();
                 this.fault.set(AgentFault::Stalled);
                 Poll::Ready(Some(Err(Box::new(this.stall.error()))))
             }

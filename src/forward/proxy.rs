@@ -16,8 +16,8 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use thiserror::Error;
 
-use super::body::{AgentBody, AgentFault, FaultCell, UpstreamBody};
-use super::stall::ProgressSet;
+use super::body::{AgentBody, AgentBodyWatch, AgentFault, FaultCell, UpstreamBody};
+use super::stall::{reader_stalled, Progress, ProgressSet};
 use super::tunnel::TunnelEnds;
 use super::websocket;
 use crate::decision::Reason;
@@ -153,13 +153,13 @@ pub async fn forward(
         &upstream.host_header,
         ws_key.is_some(),
     );
-    let fault = Arc::new(FaultCell::default());
-    let body = AgentBody::new(
-        body,
-        how.bytes_in.clone(),
-        fault.clone(),
-        snap.limits.body_stall_timeout,
-    );
+    let stall = snap.limits.body_stall_timeout;
+    let watch = AgentBodyWatch {
+        count: how.bytes_in.clone(),
+        fault: Arc::new(FaultCell::default()),
+        progress: Arc::new(Progress::default()),
+    };
+    let body = AgentBody::new(body, &watch, stall);
     let max_body = usize::try_from(snap.limits.max_request_body_bytes).unwrap_or(usize::MAX);
     let body: ProxyBody = Limited::new(body, max_body).map_err(BoxError::from).boxed();
     let mut up = Request::new(body);
@@ -168,11 +168,17 @@ pub async fn forward(
     *up.version_mut() = Version::HTTP_11;
     *up.headers_mut() = parts.headers;
 
-    let mut resp = match upstream.send(up, limit).await {
+    let sent = tokio::select! {
+        sent = upstream.send(up, limit) => sent,
+        // The upstream stopped reading the agent's body: its connection is dropped with the
+        // request, never pooled.
+        _ = reader_stalled(&watch.progress, stall) => Err(UpstreamError::Timeout(stall)),
+    };
+    let mut resp = match sent {
         Ok(resp) => resp,
         // The agent's body broke the exchange: that is the agent's fault, not the upstream's.
         Err(e) => {
-            return Err(match fault.get() {
+            return Err(match watch.fault.get() {
                 Some(AgentFault::Malformed) => ForwardError::AgentBody,
                 Some(AgentFault::Stalled) => ForwardError::AgentBodyStalled,
                 None => e.into(),
@@ -185,7 +191,6 @@ pub async fn forward(
     };
     sanitize_response_headers(resp.headers_mut(), tunnel.is_some());
     let progress = how.bodies.track();
-    let stall = snap.limits.body_stall_timeout;
     let response = resp.map(|b| UpstreamBody::new(b, stall, progress).boxed());
     Ok(Forwarded { response, tunnel })
 }

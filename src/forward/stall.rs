@@ -6,7 +6,9 @@
 //! its response): then nobody polls the body at all — hyper waits for the socket or for HTTP/2
 //! flow-control credit — so a timer inside `poll_frame` never runs. For that, each response body
 //! publishes its [`Progress`] in its connection's [`ProgressSet`], and the connection's own loop
-//! asks [`ProgressSet::agent_stalled`] and closes a connection whose agent stopped reading.
+//! asks [`ProgressSet::agent_stalled`] and closes a connection whose agent stopped reading. A
+//! request body the upstream stops reading is watched the same way ([`reader_stalled`]) while
+//! its response is awaited.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -100,6 +102,24 @@ impl Progress {
         !self.done.load(Ordering::Relaxed)
             && !self.waiting_on_source.load(Ordering::Relaxed)
             && now.saturating_sub(self.last_ms.load(Ordering::Relaxed)) >= limit_ms
+    }
+}
+
+/// Resolves once `body` has been ready for its reader, and not taken, for `limit` (a request body
+/// the upstream stopped reading). Pending forever once the body is finished.
+pub async fn reader_stalled(body: &Progress, limit: Duration) {
+    let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        if body.done.load(Ordering::Relaxed) {
+            return std::future::pending().await;
+        }
+        let now = now_ms();
+        if body.stalled_by_reader(now, limit_ms) {
+            return;
+        }
+        let since = now.saturating_sub(body.last_ms.load(Ordering::Relaxed));
+        let wait = limit_ms.saturating_sub(since).max(10);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
     }
 }
 

@@ -4,6 +4,7 @@
 //! `/gate/stall` sends a response head and one chunk, then nothing,
 //! `/gate/endless` streams chunks for as long as warden takes them,
 //! `/gate/upload` reads a `Content-Length` body and records whether it arrived whole,
+//! `/gate/deaf` stops reading for 2 s, then drains until warden drops it,
 //! anything else answers `200 ok` at once.
 
 use std::net::SocketAddr;
@@ -96,6 +97,7 @@ async fn serve(mut tcp: TcpStream, state: &GateState, mut released: watch::Recei
             "/gate/stall" => stall(&mut tcp).await,
             "/gate/endless" => endless(&mut tcp).await,
             "/gate/upload" => upload(&mut tcp, state, &head).await,
+            "/gate/deaf" => deaf(&mut tcp, state).await,
             _ => tcp.write_all(OK).await.is_err(),
         };
         if done {
@@ -161,6 +163,22 @@ async fn upload(tcp: &mut TcpStream, state: &GateState, head: &str) -> bool {
     }
     state.uploads.lock().unwrap().push(Ok(got));
     tcp.write_all(OK).await.is_err()
+}
+
+/// Reads nothing for 2 s (an upstream that stops reading the request body), then drains the
+/// connection until warden drops it, recording what arrived as an incomplete upload.
+async fn deaf(tcp: &mut TcpStream, state: &GateState) -> bool {
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = tcp.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    state.uploads.lock().unwrap().push(Err(got));
+    true
 }
 
 /// A policy serving the gate on `/gate` to two agents, `hostile` and `polite`; `extra_top` goes
