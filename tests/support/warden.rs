@@ -132,7 +132,10 @@ impl WardenProcess {
 
     fn spawn_command(mut cmd: Command) -> Self {
         let mut child = cmd
-            .env("WARDEN_LOG", "warden=info")
+            .env(
+                "WARDEN_LOG",
+                std::env::var("TEST_WARDEN_LOG").unwrap_or("warden=info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
