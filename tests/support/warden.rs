@@ -132,10 +132,7 @@ impl WardenProcess {
 
     fn spawn_command(mut cmd: Command) -> Self {
         let mut child = cmd
-            .env(
-                "WARDEN_LOG",
-                std::env::var("TEST_WARDEN_LOG").unwrap_or("warden=info".into()),
-            )
+            .env("WARDEN_LOG", "warden=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
