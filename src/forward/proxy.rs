@@ -24,7 +24,7 @@ use crate::decision::Reason;
 use crate::headers::{sanitize_request_headers, sanitize_response_headers};
 use crate::pipeline::Permit;
 use crate::snapshot::Snapshot;
-use crate::upstream::{BoxError, ProxyBody, UpstreamError};
+use crate::upstream::{BoxError, ProxyBody, Upstream, UpstreamError};
 
 /// What the forwarder needs besides the permit: the request's circumstances, never its target.
 pub struct Forwarding<'a> {
@@ -142,32 +142,13 @@ pub async fn forward(
     });
     let ws_key = websocket::handshake_key(req.version(), req.method(), req.headers());
     let agent_upgrade = ws_key.is_some().then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
-    let uri = upstream
-        .uri_for(&permit.target().target.path_and_query())
-        .map_err(|e| UpstreamError::Unavailable(format!("bad upstream uri: {e}")))?;
-    upstream_headers(
-        &mut parts.headers,
-        permit,
-        &how,
-        &upstream.host_header,
-        ws_key.is_some(),
-    );
     let stall = snap.limits.body_stall_timeout;
     let watch = AgentBodyWatch {
         count: how.bytes_in.clone(),
         fault: Arc::new(FaultCell::default()),
         progress: Arc::new(Progress::default()),
     };
-    let body = AgentBody::new(body, &watch, stall);
-    let max_body = usize::try_from(snap.limits.max_request_body_bytes).unwrap_or(usize::MAX);
-    let body: ProxyBody = Limited::new(body, max_body).map_err(BoxError::from).boxed();
-    let mut up = Request::new(body);
-    *up.method_mut() = parts.method;
-    *up.uri_mut() = uri;
-    *up.version_mut() = Version::HTTP_11;
-    *up.headers_mut() = parts.headers;
-
+    let up = upstream_request(permit, &how, upstream, req, &watch, ws_key.is_some())?;
     let sent = tokio::select! {
         sent = upstream.send(up, limit) => sent,
         // The upstream stopped reading the agent's body: its connection is dropped with the
@@ -193,6 +174,39 @@ pub async fn forward(
     let progress = how.bodies.track();
     let response = resp.map(|b| UpstreamBody::new(b, stall, progress).boxed());
     Ok(Forwarded { response, tunnel })
+}
+
+/// The upstream's request: the permit's path on the upstream, sanitised headers, the agent's
+/// body counted, watched and capped.
+fn upstream_request(
+    permit: &Permit,
+    how: &Forwarding<'_>,
+    upstream: &Upstream,
+    req: Request<Incoming>,
+    watch: &AgentBodyWatch,
+    websocket: bool,
+) -> Result<Request<ProxyBody>, ForwardError> {
+    let limits = &how.snap.limits;
+    let (mut parts, body) = req.into_parts();
+    let uri = upstream
+        .uri_for(&permit.target().target.path_and_query())
+        .map_err(|e| UpstreamError::Unavailable(format!("bad upstream uri: {e}")))?;
+    upstream_headers(
+        &mut parts.headers,
+        permit,
+        how,
+        &upstream.host_header,
+        websocket,
+    );
+    let body = AgentBody::new(body, watch, limits.body_stall_timeout);
+    let max_body = usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX);
+    let body: ProxyBody = Limited::new(body, max_body).map_err(BoxError::from).boxed();
+    let mut up = Request::new(body);
+    *up.method_mut() = parts.method;
+    *up.uri_mut() = uri;
+    *up.version_mut() = Version::HTTP_11;
+    *up.headers_mut() = parts.headers;
+    Ok(up)
 }
 
 /// The tunnel's ends for an upstream `101`, if it answers the agent's WebSocket handshake.

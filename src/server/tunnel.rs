@@ -53,15 +53,7 @@ pub fn open(
         channel.close(CloseReason::Quarantined);
     }
     let reloaded = rt.config.snapshot().generation != rec.snap.generation;
-    let metrics = rec.agent.as_ref().map(|a| {
-        a.metrics
-            .get_or_init(|| rt.metrics.agent_metrics(&a.metric_label))
-    });
-    let settings = TunnelSettings {
-        idle_timeout: rec.snap.limits.idle_timeout,
-        bytes_in: metrics.map(|m| m.bytes_in.clone()),
-        bytes_out: metrics.map(|m| m.bytes_out.clone()),
-    };
+    let settings = settings(rt, rec);
     let end = Box::new(TunnelRecord::of(rec));
     // The task holds the connection (and with it the connection's place in `max_connections`)
     // until the tunnel ends.
@@ -73,4 +65,17 @@ pub fn open(
         tunnel::run(ends, channel, settings, end).await;
         drop(conn);
     });
+}
+
+/// The tunnel's idle timeout, and its agent's byte counters (counted as bytes pass).
+fn settings(rt: &Runtime, rec: &RequestRecord) -> TunnelSettings {
+    let metrics = rec.agent.as_ref().map(|a| {
+        a.metrics
+            .get_or_init(|| rt.metrics.agent_metrics(&a.metric_label))
+    });
+    TunnelSettings {
+        idle_timeout: rec.snap.limits.idle_timeout,
+        bytes_in: metrics.map(|m| m.bytes_in.clone()),
+        bytes_out: metrics.map(|m| m.bytes_out.clone()),
+    }
 }
