@@ -22,6 +22,8 @@ pub enum Reason {
     BadRequest,
     HeadersTooLarge,
     BodyTooLarge,
+    /// The agent's request body made no progress for `limits.body_stall_timeout`.
+    BodyStalled,
     NoRoute,
     Segmentation,
     Denied,
@@ -33,7 +35,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::NoIdentity,
         Reason::UnknownAgent,
         Reason::TokenMissing,
@@ -45,6 +47,7 @@ impl Reason {
         Reason::BadRequest,
         Reason::HeadersTooLarge,
         Reason::BodyTooLarge,
+        Reason::BodyStalled,
         Reason::NoRoute,
         Reason::Segmentation,
         Reason::Denied,
@@ -68,6 +71,7 @@ impl Reason {
             Reason::BadRequest => "bad_request",
             Reason::HeadersTooLarge => "headers_too_large",
             Reason::BodyTooLarge => "body_too_large",
+            Reason::BodyStalled => "body_stalled",
             Reason::NoRoute => "no_route",
             Reason::Segmentation => "segmentation",
             Reason::Denied => "denied",
@@ -94,6 +98,7 @@ impl Reason {
             Reason::BadRequest => StatusCode::BAD_REQUEST,
             Reason::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::BodyStalled => StatusCode::REQUEST_TIMEOUT,
             Reason::NoRoute => StatusCode::NOT_FOUND,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -110,7 +115,10 @@ impl Reason {
             | Reason::RateLimited
             | Reason::ConcurrencyLimited
             | Reason::ClusterUnavailable => "admit",
-            Reason::BadRequest | Reason::HeadersTooLarge | Reason::BodyTooLarge => "request",
+            Reason::BadRequest
+            | Reason::HeadersTooLarge
+            | Reason::BodyTooLarge
+            | Reason::BodyStalled => "request",
             Reason::NoRoute => "route",
             Reason::Segmentation => "segmentation",
             Reason::Denied | Reason::NoMatchingRule => "rules",

@@ -1,4 +1,5 @@
-//! The audit log under load: one record for every decision, none lost, the chain intact.
+//! The audit log under load: one record for every decision and every connection's end, none
+//! lost, the chain intact.
 
 mod support;
 
@@ -38,7 +39,15 @@ async fn five_thousand_requests_from_fifty_clients_make_five_thousand_records() 
     for t in tasks {
         t.await.unwrap();
     }
-    s.warden.flush_audit().await;
+    // Each of the 50 connections also writes its end (`kind: connection`) once warden sees it
+    // closed: wait for those, so that nothing is written while the totals are compared.
+    let ended = support::wait::until(std::time::Duration::from_secs(10), || async {
+        s.warden.flush_audit().await;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.matches(r#""kind":"connection""#).count() == 50
+    })
+    .await;
+    assert!(ended, "not every connection's end was recorded");
     let report = verify(&log).expect("chain intact");
     let text = std::fs::read_to_string(&log).unwrap();
     let requests: Vec<serde_json::Value> = text
@@ -60,7 +69,15 @@ async fn five_thousand_requests_from_fifty_clients_make_five_thousand_records() 
     assert_eq!(first["rule"], "inventory-agent/allow[0]");
     assert_eq!(first["status"], 200);
     let m = s.warden.metrics();
-    assert!(m.contains("warden_audit_records_total 5000"), "{m}");
+    assert!(m.contains("warden_audit_records_total 5050"), "{m}");
+    let ends: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "connection")
+        .collect();
+    assert!(ends
+        .iter()
+        .all(|v| v["close_reason"] == "closed" && v["agent"] == first["agent"]));
 }
 
 #[tokio::test]

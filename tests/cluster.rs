@@ -139,24 +139,24 @@ async fn the_anomaly_engines_quarantine_reaches_the_other_replica() {
         } else {
             format!("{ITEMS}/{}", i % 5)
         };
-        let req = Request::get(path)
-            .header("host", "localhost")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let _ = session.send_request(req).await;
+        if send_on(&mut session, &path).await.is_none() {
+            session = on_a.session().await;
+        }
         i += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut quarantined = false;
     for n in 0..80 {
-        let req = Request::get(format!("/inventory/probe{n}/secret/{n}"))
-            .header("host", "localhost")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let Ok(resp) = session.send_request(req).await else {
-            break;
+        let path = format!("/inventory/probe{n}/secret/{n}");
+        // Quarantine also closes the agent's open connections: carry on over a new one.
+        let status = match send_on(&mut session, &path).await {
+            Some(status) => status,
+            None => {
+                session = on_a.session().await;
+                send_on(&mut session, &path).await.unwrap_or(0)
+            }
         };
-        if resp.status() == 403 {
+        if status == 403 {
             quarantined = true;
             break;
         }
@@ -172,6 +172,23 @@ async fn the_anomaly_engines_quarantine_reaches_the_other_replica() {
         .await,
         "B still serves the agent A's anomaly engine quarantined"
     );
+}
+
+/// `GET path` on a keep-alive connection, its body read; `None` once the connection is closed.
+async fn send_on(
+    session: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    path: &str,
+) -> Option<u16> {
+    use http_body_util::BodyExt;
+    let req = Request::get(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    session.ready().await.ok()?;
+    let resp = session.send_request(req).await.ok()?;
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await.ok()?;
+    Some(status)
 }
 
 /// Requests from `clients` as fast as they go until `stop`; counts the 200s.

@@ -1,25 +1,31 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/agents`, `/agents/{id}`,
 //! `POST|DELETE /agents/{id}/quarantine`, `POST /reload`. It never shares a port with agents; with
-//! `admin.token_file` every call but the two probes ([`probes`]) needs its bearer token.
+//! `admin.token_file` every call but the two probes ([`probes`]) needs its bearer token. It has its
+//! own limits: `limits.header_read_timeout`, `limits.idle_timeout`, and at most
+//! [`MAX_ADMIN_CONNECTIONS`] connections.
 
 pub mod probes;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::admit::INDEFINITE;
 use crate::agents::AgentState;
 use crate::ids::AgentId;
+use crate::server::io::{IoStats, MeteredIo};
 use crate::server::Runtime;
 
 pub(crate) type AdminResp = Response<Full<Bytes>>;
@@ -42,24 +48,68 @@ fn json_resp(status: StatusCode, v: serde_json::Value) -> AdminResp {
     respond(status, "application/json", v.to_string())
 }
 
+/// At most this many admin connections at once: probes and scrapes need few, and a flood of
+/// them must not take the descriptors the agents' listener needs.
+pub const MAX_ADMIN_CONNECTIONS: usize = 64;
+
 /// Serves the admin API until `shutdown`.
 pub async fn run(rt: Arc<Runtime>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                let rt = rt.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let rt = rt.clone();
-                        async move { Ok::<_, Infallible>(route(&rt, req).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                });
+                let tcp = match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(e) => {
+                        tracing::warn!("admin accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!("admin listener at {MAX_ADMIN_CONNECTIONS} connections: closing a new one");
+                    continue;
+                };
+                tokio::spawn(serve_connection(rt.clone(), tcp, slot));
             }
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One admin connection, under the listener's own limits: `header_read_timeout` for each
+/// request head, and closed after `idle_timeout` without a byte either way.
+async fn serve_connection(rt: Arc<Runtime>, tcp: TcpStream, _slot: OwnedSemaphorePermit) {
+    let limits = rt.config.snapshot().limits;
+    let stats = Arc::new(IoStats::default());
+    let svc = service_fn(move |req| {
+        let rt = rt.clone();
+        async move { Ok::<_, Infallible>(route(&rt, req).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let io = TokioIo::new(MeteredIo::new(tcp, stats.clone()));
+    let conn = builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    let period = (limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    let mut seen = 0;
+    let mut quiet_since = Instant::now();
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = tick.tick() => {
+                let total = stats.bytes_read() + stats.bytes_written();
+                if total != seen {
+                    seen = total;
+                    quiet_since = Instant::now();
+                } else if quiet_since.elapsed() >= limits.idle_timeout {
+                    return;
+                }
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Building the upstream request from a permitted agent request, and streaming both ways.
 //! The upstream receives exactly what was authorised: the normalised path, sanitised headers,
-//! warden's identity headers, the agent's body streamed and capped.
+//! warden's identity headers, the agent's body streamed, capped and cut when it stalls. A
+//! WebSocket handshake that both sides made properly hands back the ends of a tunnel; any other
+//! protocol switch is refused.
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
@@ -8,16 +10,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Request, Response, Version};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper::upgrade::OnUpgrade;
+use thiserror::Error;
 
-use super::body::Counted;
+use super::body::{AgentBody, AgentBodyWatch, AgentFault, FaultCell, UpstreamBody};
+use super::stall::{reader_stalled, Progress, ProgressSet};
+use super::tunnel::TunnelEnds;
+use super::websocket;
+use crate::decision::Reason;
 use crate::headers::{sanitize_request_headers, sanitize_response_headers};
 use crate::pipeline::Permit;
 use crate::snapshot::Snapshot;
-use crate::upstream::{BoxError, ProxyBody, UpstreamError};
+use crate::upstream::{BoxError, ProxyBody, Upstream, UpstreamError};
 
 /// What the forwarder needs besides the permit: the request's circumstances, never its target.
 pub struct Forwarding<'a> {
@@ -26,22 +33,8 @@ pub struct Forwarding<'a> {
     pub client_ip: IpAddr,
     /// Counts the agent's body bytes as they stream upstream.
     pub bytes_in: Arc<AtomicU64>,
-}
-
-/// Whether this is a WebSocket handshake (HTTP/1.1 GET with `Upgrade: websocket`).
-pub fn is_websocket_upgrade(version: Version, method: &http::Method, headers: &HeaderMap) -> bool {
-    version == Version::HTTP_11
-        && method == http::Method::GET
-        && headers
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    /// The connection's response bodies in progress: where this one publishes its progress.
+    pub bodies: &'a ProgressSet,
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -101,13 +94,50 @@ fn upstream_headers(
     }
 }
 
+/// What the upstream answered: its response (body still streaming), and for a WebSocket
+/// handshake it accepted, the two ends of the tunnel to open.
+pub struct Forwarded {
+    pub response: Response<ProxyBody>,
+    pub tunnel: Option<TunnelEnds>,
+}
+
+/// Why a permitted request got no upstream response: the upstream's failure, or the agent's.
+#[derive(Debug, Error)]
+pub enum ForwardError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("the agent's request body is malformed")]
+    AgentBody,
+    #[error("the agent's request body made no progress for limits.body_stall_timeout")]
+    AgentBodyStalled,
+    #[error("the upstream switched protocols without a proper WebSocket handshake: {0}")]
+    BadSwitch(&'static str),
+}
+
+impl ForwardError {
+    pub fn reason(&self) -> Reason {
+        match self {
+            ForwardError::Upstream(e) => e.reason(),
+            ForwardError::AgentBody => Reason::BadRequest,
+            ForwardError::AgentBodyStalled => Reason::BodyStalled,
+            ForwardError::BadSwitch(_) => Reason::UpstreamUnavailable,
+        }
+    }
+
+    /// Whether the agent's connection must close after the refusal: its framing cannot be
+    /// trusted, or the bytes after it were meant for a tunnel that was not opened.
+    pub fn closes_connection(&self) -> bool {
+        !matches!(self, ForwardError::Upstream(_))
+    }
+}
+
 /// Forwards the permitted request and returns the upstream's response, body still streaming.
 /// The upstream, the path and the identity headers come from the permit alone.
 pub async fn forward(
     permit: &Permit,
     how: Forwarding<'_>,
     mut req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, UpstreamError> {
+) -> Result<Forwarded, ForwardError> {
     let snap = how.snap;
     let upstream = snap
         .upstream(permit.upstream())
@@ -116,49 +146,87 @@ pub async fn forward(
         t.min(snap.limits.request_timeout)
     });
     // A WebSocket handshake is HTTP/1.1's: an HTTP/2 upstream gets a plain request.
-    let websocket =
-        !upstream.http2 && is_websocket_upgrade(req.version(), req.method(), req.headers());
-    let agent_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    let ws_key = websocket::handshake_key(req.version(), req.method(), req.headers())
+        .filter(|_| !upstream.http2);
+    let agent_upgrade = ws_key.is_some().then(|| hyper::upgrade::on(&mut req));
+    let stall = snap.limits.body_stall_timeout;
+    let watch = AgentBodyWatch {
+        count: how.bytes_in.clone(),
+        fault: Arc::new(FaultCell::default()),
+        progress: Arc::new(Progress::default()),
+    };
+    let up = upstream_request(permit, &how, upstream, req, &watch, ws_key.is_some())?;
+    let sent = tokio::select! {
+        sent = upstream.send(up, limit) => sent,
+        // The upstream stopped reading the agent's body: its connection is dropped with the
+        // request, never pooled.
+        _ = reader_stalled(&watch.progress, stall) => Err(UpstreamError::Timeout(stall)),
+    };
+    let mut resp = match sent {
+        Ok(resp) => resp,
+        // The agent's body broke the exchange: that is the agent's fault, not the upstream's.
+        Err(e) => {
+            return Err(match watch.fault.get() {
+                Some(AgentFault::Malformed) => ForwardError::AgentBody,
+                Some(AgentFault::Stalled) => ForwardError::AgentBodyStalled,
+                None => e.into(),
+            })
+        }
+    };
+    let tunnel = match resp.status() {
+        StatusCode::SWITCHING_PROTOCOLS => Some(switched(&mut resp, ws_key, agent_upgrade)?),
+        _ => None,
+    };
+    sanitize_response_headers(resp.headers_mut(), tunnel.is_some());
+    let progress = how.bodies.track();
+    let response = resp.map(|b| UpstreamBody::new(b, stall, progress).boxed());
+    Ok(Forwarded { response, tunnel })
+}
+
+/// The upstream's request: the permit's path on the upstream, sanitised headers, the agent's
+/// body counted, watched and capped.
+fn upstream_request(
+    permit: &Permit,
+    how: &Forwarding<'_>,
+    upstream: &Upstream,
+    req: Request<Incoming>,
+    watch: &AgentBodyWatch,
+    websocket: bool,
+) -> Result<Request<ProxyBody>, ForwardError> {
+    let limits = &how.snap.limits;
     let (mut parts, body) = req.into_parts();
     let uri = upstream
         .uri_for(&permit.target().target.path_and_query())
         .map_err(|e| UpstreamError::Unavailable(format!("bad upstream uri: {e}")))?;
-    upstream_headers(&mut parts.headers, permit, &how, websocket, upstream.http2);
-    let body: ProxyBody = Limited::new(
-        Counted::new(body, how.bytes_in.clone()),
-        usize::try_from(snap.limits.max_request_body_bytes).unwrap_or(usize::MAX),
-    )
-    .map_err(BoxError::from)
-    .boxed();
+    upstream_headers(&mut parts.headers, permit, how, websocket, upstream.http2);
+    let body = AgentBody::new(body, watch, limits.body_stall_timeout);
+    let max_body = usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX);
+    let body: ProxyBody = Limited::new(body, max_body).map_err(BoxError::from).boxed();
     let mut up = Request::new(body);
     *up.method_mut() = parts.method;
     *up.uri_mut() = uri;
     *up.headers_mut() = parts.headers;
+    Ok(up)
+}
 
-    let mut resp = upstream.send(up, limit).await?;
-    let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-    sanitize_response_headers(resp.headers_mut(), upgraded && websocket);
-    if upgraded {
-        match agent_upgrade {
-            Some(agent_side) => {
-                let upstream_side = hyper::upgrade::on(&mut resp);
-                tokio::spawn(async move {
-                    if let (Ok(a), Ok(u)) = (agent_side.await, upstream_side.await) {
-                        let mut a = TokioIo::new(a);
-                        let mut u = TokioIo::new(u);
-                        let _ = tokio::io::copy_bidirectional(&mut a, &mut u).await;
-                    }
-                });
-            }
-            // An upstream may not switch protocols the agent did not ask for.
-            None => {
-                return Err(UpstreamError::Unavailable(
-                    "unsolicited protocol switch".into(),
-                ))
-            }
-        }
-    }
-    Ok(resp)
+/// The tunnel's ends for an upstream `101`, if it answers the agent's WebSocket handshake.
+/// Any other switch is refused: the upstream's connection is dropped with its response, so
+/// nothing after the `101` reaches it.
+fn switched(
+    resp: &mut Response<ProxyBody>,
+    key: Option<HeaderValue>,
+    agent: Option<OnUpgrade>,
+) -> Result<TunnelEnds, ForwardError> {
+    let (Some(key), Some(agent)) = (key, agent) else {
+        return Err(ForwardError::BadSwitch(
+            "the agent did not ask for a WebSocket",
+        ));
+    };
+    websocket::check_switch(resp.headers(), &key).map_err(ForwardError::BadSwitch)?;
+    Ok(TunnelEnds {
+        agent,
+        upstream: hyper::upgrade::on(resp),
+    })
 }
 
 /// Whether a `te` header lists `trailers` (read before hop-by-hop headers are removed).

@@ -3,7 +3,7 @@
 
 use tokio::time::Instant;
 
-use super::connection::ConnInfo;
+use super::conn_info::ConnInfo;
 use super::runtime::Runtime;
 use crate::admit::InFlightSlot;
 use crate::decision::Reason;

@@ -1,168 +1,98 @@
-//! One agent connection: the TLS handshake, the identity it proves, and the connection's life —
-//! served over HTTP/1.1 or HTTP/2, closed when its certificate expires, when a reload stops
-//! trusting it (revocation, CA rotation), when idle too long, or drained on shutdown.
+//! One agent connection's life: the TLS handshake, a place in `max_connections`, a channel
+//! registered under its agent, then HTTP/1.1 or HTTP/2 until it ends. It ends when its channel is
+//! closed (quarantine, revocation or CA change on reload, certificate expiry), when the agent
+//! stops reading what warden sends it (`body_stall_timeout`), after `idle_timeout` without a
+//! request, or drained on shutdown; its end is recorded.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::HandshakeKind;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
+use tokio::time::Instant;
 
+use super::conn_info::ConnInfo;
+use super::ends::{record_connection_end, record_http_refusal};
+use super::handshake::{handshake, record_refused};
+use super::io::{IoStats, MeteredIo};
+use super::listener::{PendingSlot, Slots};
 use super::runtime::Runtime;
 use super::service::handle;
-use crate::agents::AgentState;
-use crate::identity::agent_id::{peer_cert, IdentityError, PeerCert};
-use crate::ids::AgentId;
-use crate::telemetry::audit::{AuditRecord, TryRecordError};
-use crate::tls::reason::{handshake_failure_reason, tls_error_reason};
-use crate::tls::TlsState;
+use super::supervise::ConnCheck;
+use crate::agents::{Channel, ChannelKind, ChannelSpec, CloseReason};
+use crate::snapshot::Limits;
 
-type IdentityCache = Option<(Arc<str>, Result<Arc<PeerCert>, IdentityError>)>;
+type HttpError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What a request needs to know about its connection.
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    /// The client's chain as presented: end entity first.
-    certs: Vec<CertificateDer<'static>>,
-    identity: Mutex<IdentityCache>,
-    agent: OnceLock<Arc<AgentState>>,
-    inflight: AtomicUsize,
-    last_active_ms: AtomicI64,
-}
-
-/// Marks a request in flight for the idle timer.
-pub struct InFlight<'a>(&'a ConnInfo);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
-        self.0.last_active_ms.store(mono_ms(), Ordering::Relaxed);
-    }
-}
-
-fn mono_ms() -> i64 {
-    static START: OnceLock<tokio::time::Instant> = OnceLock::new();
-    START
-        .get_or_init(tokio::time::Instant::now)
-        .elapsed()
-        .as_millis() as i64
-}
-
-impl ConnInfo {
-    pub fn new(peer: SocketAddr, certs: Vec<CertificateDer<'static>>) -> Self {
-        ConnInfo {
-            peer,
-            certs,
-            identity: Mutex::new(None),
-            agent: OnceLock::new(),
-            inflight: AtomicUsize::new(0),
-            last_active_ms: AtomicI64::new(mono_ms()),
-        }
-    }
-
-    pub fn begin_request(&self) -> InFlight<'_> {
-        self.inflight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self)
-    }
-
-    /// The agent identity in `trust_domain`, parsed once per connection (and again only if a
-    /// reload changes the trust domain).
-    pub fn identity(&self, trust_domain: &Arc<str>) -> Result<Arc<PeerCert>, IdentityError> {
-        let mut cache = self.identity.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((td, result)) = cache.as_ref() {
-            if td == trust_domain {
-                return result.clone();
-            }
-        }
-        let result = match self.certs.first() {
-            Some(der) => peer_cert(der, trust_domain).map(Arc::new),
-            None => Err(IdentityError::NoUriSan),
-        };
-        *cache = Some((trust_domain.clone(), result.clone()));
-        result
-    }
-
-    /// The agent's runtime state, resolved once per connection.
-    pub fn agent_state(&self, rt: &Runtime, agent_id: &AgentId) -> Arc<AgentState> {
-        self.agent
-            .get_or_init(|| {
-                rt.agents
-                    .get_or_insert(agent_id, || rt.metrics.agent_label(agent_id.as_str()))
-            })
-            .clone()
-    }
-
-    fn idle_for_ms(&self) -> Option<i64> {
-        (self.inflight.load(Ordering::Relaxed) == 0)
-            .then(|| mono_ms() - self.last_active_ms.load(Ordering::Relaxed))
-    }
-}
-
-/// Checks a connection's chain against the trust in force now.
-fn verify_chain(tls: &TlsState, certs: &[CertificateDer<'static>]) -> Result<(), rustls::Error> {
-    let Some((ee, rest)) = certs.split_first() else {
-        return Err(rustls::Error::NoCertificatesPresented);
-    };
-    tls.verifier
-        .verify_client_cert(ee, rest, UnixTime::now())
-        .map(|_| ())
-}
-
-/// Whether the trust in force now still accepts the chain a connection was admitted with.
-fn still_trusted(tls: &TlsState, certs: &[CertificateDer<'static>]) -> bool {
-    verify_chain(tls, certs).is_ok()
-}
+/// How long a closed channel's connection may still finish the answer it is writing.
+const CLOSE_GRACE: Duration = Duration::from_millis(250);
 
 /// Handshakes and serves one accepted TCP connection until it ends.
 pub async fn serve_connection(
     rt: Arc<Runtime>,
     tcp: TcpStream,
     peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    pending: PendingSlot,
+    slots: Arc<Slots>,
 ) {
-    let snap = rt.config.snapshot();
-    let limits = snap.limits;
-    let _ = tcp.set_nodelay(true);
-    let acceptor = TlsAcceptor::from(snap.tls.config.clone());
-    let tls = match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return handshake_failed(&rt, peer, handshake_failure_reason(&e)),
-        Err(_) => return handshake_failed(&rt, peer, "timeout"),
+    let Some(hs) = handshake(&rt, tcp, peer).await else {
+        return;
     };
-    let session = tls.get_ref().1;
-    let certs: Vec<CertificateDer<'static>> = session
-        .peer_certificates()
-        .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
-        .unwrap_or_default();
-    // A resumed session brings back the chain verified when it began, unchecked since: a
-    // certificate that has expired in between must not get in through its session.
-    if session.handshake_kind() == Some(HandshakeKind::Resumed) {
-        if let Err(e) = verify_chain(&snap.tls, &certs) {
-            return handshake_failed(&rt, peer, tls_error_reason(&e));
-        }
+    drop(pending);
+    let Some(slot) = slots.try_connection(&rt) else {
+        tracing::info!(%peer, "max_connections reached: closing the connection");
+        record_refused(&rt, peer, "max_connections".into());
+        return;
+    };
+    let io = Arc::new(IoStats::default());
+    let info = Arc::new(ConnInfo::new(
+        peer,
+        hs.certs,
+        hs.trusted_by,
+        io.clone(),
+        slot,
+    ));
+    let channel = open_channel(&rt, &info);
+    let started = Instant::now();
+    let (reason, error) = serve(&rt, &info, MeteredIo::new(hs.tls, io), &channel, shutdown).await;
+    channel.close(reason);
+    if let Some(e) = error {
+        tracing::debug!(%peer, "connection ended: {e}");
+        record_http_refusal(&rt, &info, e.as_ref());
     }
-    rt.metrics
-        .tls_handshakes
-        .with_label_values(&["ok", "ok"])
-        .inc();
-    let expires_at_ms = certs
-        .first()
-        .and_then(|c| crate::tls::cert::expires_at_ms(c));
-    let trusted_by = snap.tls.clone();
-    drop(snap);
+    if reason != CloseReason::Closed && reason != CloseReason::Upgraded {
+        tracing::info!(%peer, reason = reason.as_str(), "agent connection closed");
+    }
+    record_connection_end(&rt, &info, reason, started.elapsed());
+}
 
-    let info = Arc::new(ConnInfo::new(peer, certs));
-    let svc_rt = rt.clone();
-    let svc_info = info.clone();
-    let service = service_fn(move |req| handle(svc_rt.clone(), svc_info.clone(), req));
+/// Registers the connection under the agent its certificate names.
+fn open_channel(rt: &Arc<Runtime>, info: &Arc<ConnInfo>) -> Channel {
+    let snap = rt.config.snapshot();
+    let agent = info
+        .identity(&snap.trust_domain)
+        .ok()
+        .map(|p| p.agent_id.clone());
+    rt.channels.open(ChannelSpec {
+        kind: ChannelKind::Connection,
+        agent,
+        expires_at: expiry_instant(rt, info.expires_at_ms),
+        revalidate: Some(Box::new(ConnCheck::new(rt, info))),
+    })
+}
+
+/// The monotonic instant of a Unix-ms expiry, as the runtime's clock reads it.
+pub fn expiry_instant(rt: &Runtime, expires_at_ms: Option<i64>) -> Option<Instant> {
+    let left = expires_at_ms? - rt.clock.now_unix_ms();
+    Some(Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(0)))
+}
+
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -174,66 +104,64 @@ pub async fn serve_connection(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-    tokio::pin!(conn);
+        .max_concurrent_streams(limits.max_streams_per_connection);
+    builder
+}
 
-    let until_expiry = expires_at_ms
-        .map(|t| Duration::from_millis(u64::try_from(t - rt.clock.now_unix_ms()).unwrap_or(0)))
-        .unwrap_or(Duration::from_secs(365 * 86_400));
-    let expiry = tokio::time::sleep(until_expiry);
-    tokio::pin!(expiry);
-    let mut reloads = rt.config.subscribe();
-    reloads.mark_unchanged();
-    let idle_limit = limits.idle_timeout;
-    let mut idle_tick = tokio::time::interval((idle_limit / 4).max(Duration::from_millis(50)));
-    let mut draining = false;
+/// How often the loop looks at idleness and stalls: a quarter of the shorter limit, within
+/// 50 ms to 5 s (thousands of open connections each wake this often). Everything else that ends
+/// a connection wakes it at once.
+fn tick_period(limits: &Limits) -> Duration {
+    (limits.idle_timeout.min(limits.body_stall_timeout) / 4)
+        .clamp(Duration::from_millis(50), Duration::from_secs(5))
+}
+
+/// Serves HTTP on the connection until it ends; why it ended, and hyper's error if it had one.
+async fn serve<T>(
+    rt: &Arc<Runtime>,
+    info: &Arc<ConnInfo>,
+    io: T,
+    channel: &Channel,
+    mut shutdown: watch::Receiver<bool>,
+) -> (CloseReason, Option<HttpError>)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = rt.config.snapshot().limits;
+    let (svc_rt, svc_info) = (rt.clone(), info.clone());
+    let service = service_fn(move |req| handle(svc_rt.clone(), svc_info.clone(), req));
+    let builder = http_builder(&limits);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut tick = tokio::time::interval(tick_period(&limits));
+    // Set once a graceful end (idle, shutdown) has begun: the requests in flight finish first.
+    let mut ending: Option<CloseReason> = None;
     loop {
         tokio::select! {
             res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                }
-                break;
+                let done = if info.upgraded() { CloseReason::Upgraded } else { CloseReason::Closed };
+                return (ending.unwrap_or(done), res.err());
             }
-            _ = &mut expiry => {
-                tracing::info!(%peer, "client certificate expired: closing the connection");
-                break;
+            reason = channel.closed() => {
+                // No new request; the answer being written gets a moment to finish (the
+                // request whose record quarantined its agent still gets its answer).
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await;
+                return (reason, None);
             }
-            changed = reloads.changed(), if !draining => {
-                if changed.is_err() { continue; }
-                let snap = rt.config.snapshot();
-                if !Arc::ptr_eq(&snap.tls, &trusted_by) && !still_trusted(&snap.tls, &info.certs) {
-                    tracing::info!(%peer, "client certificate no longer trusted after reload: closing");
-                    break;
-                }
-            }
-            _ = shutdown.changed(), if !draining => {
-                draining = true;
+            _ = shutdown.changed(), if ending.is_none() => {
+                ending = Some(CloseReason::Shutdown);
                 conn.as_mut().graceful_shutdown();
             }
-            _ = idle_tick.tick(), if !draining => {
-                if info.idle_for_ms().is_some_and(|ms| ms >= idle_limit.as_millis() as i64) {
-                    draining = true;
+            _ = tick.tick() => {
+                if info.agent_stalled(limits.body_stall_timeout) {
+                    return (CloseReason::Stalled, None);
+                }
+                if ending.is_none() && info.idle_for(limits.idle_timeout) {
+                    ending = Some(CloseReason::Idle);
                     conn.as_mut().graceful_shutdown();
                 }
             }
-        }
-    }
-}
-
-fn handshake_failed(rt: &Runtime, peer: SocketAddr, reason: &'static str) {
-    rt.metrics
-        .tls_handshakes
-        .with_label_values(&["error", reason])
-        .inc();
-    tracing::info!(%peer, reason, "TLS handshake refused");
-    if let Some(audit) = &rt.audit {
-        let ts = crate::clock::utc_datetime(rt.clock.now_unix_ms());
-        let rec = AuditRecord::connection(ts, rt.ids.next(), peer.ip(), format!("tls_{reason}"));
-        if let Err(TryRecordError::Full(rec)) = audit.try_record(rec) {
-            let audit = audit.clone();
-            tokio::spawn(async move { audit.record(*rec).await });
         }
     }
 }

@@ -41,7 +41,7 @@ pub fn status_code(reason: Reason) -> u8 {
         Reason::BadRequest => 3, // INVALID_ARGUMENT
         Reason::NoRoute => 12,   // UNIMPLEMENTED
         Reason::UpstreamUnavailable | Reason::UpstreamBusy | Reason::ClusterUnavailable => 14, // UNAVAILABLE
-        Reason::UpstreamTimeout => 4, // DEADLINE_EXCEEDED
+        Reason::UpstreamTimeout | Reason::BodyStalled => 4, // DEADLINE_EXCEEDED
     }
 }
 

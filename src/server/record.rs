@@ -9,7 +9,7 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::connection::ConnInfo;
+use super::conn_info::ConnInfo;
 use super::runtime::Runtime;
 use crate::admit::InFlightSlot;
 use crate::agents::AgentState;
@@ -33,7 +33,8 @@ pub struct RequestRecord {
     /// Wall-clock start, Unix ms: the time the decision judged.
     pub started_ms: i64,
     pub source_ip: IpAddr,
-    pub method: http::Method,
+    /// `None` for a request whose head hyper could not read.
+    pub method: Option<http::Method>,
     pub host: Option<String>,
     pub path: String,
     pub agent_id: Option<AgentId>,
@@ -67,14 +68,40 @@ impl RequestRecord {
         conn: &ConnInfo,
         req: &http::Request<Incoming>,
     ) -> Self {
+        let method = Some(req.method().clone());
+        Self::begun(rt, snap, conn, method, req.uri().path().to_string())
+    }
+
+    /// A request hyper refused before warden saw its head (broken framing, an oversized head):
+    /// what its connection knows — the agent the handshake named.
+    pub fn unparsed(rt: &Arc<Runtime>, snap: &Arc<Snapshot>, conn: &ConnInfo) -> Self {
+        let mut rec = Self::begun(rt, snap, conn, None, String::new());
+        if let Ok(peer) = conn.identity(&snap.trust_domain) {
+            if let Some(entry) = snap.agent_index.lookup(&peer.agent_id) {
+                rec.role_list = snap.agents.get(entry).map(|a| a.role_names.clone());
+                rec.agent = Some(conn.agent_state(rt, &peer.agent_id));
+            }
+            rec.agent_id = Some(peer.agent_id.clone());
+            rec.peer = Some(peer);
+        }
+        rec
+    }
+
+    fn begun(
+        rt: &Arc<Runtime>,
+        snap: &Arc<Snapshot>,
+        conn: &ConnInfo,
+        method: Option<http::Method>,
+        path: String,
+    ) -> Self {
         RequestRecord {
             request_id: rt.ids.next(),
             started: Instant::now(),
             started_ms: rt.clock.now_unix_ms(),
             source_ip: conn.peer.ip(),
-            method: req.method().clone(),
+            method,
             host: None,
-            path: req.uri().path().to_string(),
+            path,
             agent_id: None,
             agent: None,
             peer: None,
@@ -165,10 +192,13 @@ impl RequestRecord {
                 .clone()
                 .unwrap_or_else(|| Arc::from(Vec::new())),
             source_ip: self.source_ip,
-            method: Some(match Metrics::method_label(&self.method) {
-                "OTHER" => Cow::Owned(self.method.as_str().to_string()),
-                m => Cow::Borrowed(m),
-            }),
+            method: self
+                .method
+                .as_ref()
+                .map(|m| match Metrics::method_label(m) {
+                    "OTHER" => Cow::Owned(m.as_str().to_string()),
+                    label => Cow::Borrowed(label),
+                }),
             host: self.host.clone(),
             path: Some(self.path.clone()),
             route: self.route.map(RouteId::index),
@@ -189,6 +219,7 @@ impl RequestRecord {
             bytes_out,
             anomaly_score: self.anomaly_score,
             signals: self.signals.clone(),
+            close_reason: None,
         }
     }
 }
@@ -196,19 +227,19 @@ impl RequestRecord {
 impl RequestRecord {
     /// Feeds the agent's behaviour baseline; quarantines it when the score says so.
     fn observe_behaviour(&mut self, bytes_in: u64, bytes_out: u64) {
-        let (Some(agent), Some(peer)) = (self.agent.clone(), self.peer.clone()) else {
+        let (Some(agent), Some(peer), Some(method)) = (&self.agent, &self.peer, &self.method)
+        else {
             return;
         };
-        let settings = &self.snap.anomaly;
         // A quarantined agent's refused requests say nothing new about it: they neither teach
         // its baseline nor score.
-        if !settings.enabled || self.reason == Some(Reason::Quarantined) {
+        if !self.snap.anomaly.enabled || self.reason == Some(Reason::Quarantined) {
             return;
         }
         let now_ms = self.rt.clock.now_unix_ms();
         let obs = Observation {
             upstream: self.upstream_name(),
-            method: self.method.as_str(),
+            method: method.as_str(),
             path: &self.path,
             status: self.status,
             denied: self.verdict != Verdict::Allow,
@@ -219,31 +250,47 @@ impl RequestRecord {
             now: self.rt.mono(),
             hour_of_week: UtcMoment::from_unix_ms(now_ms).hour_of_week(),
         };
-        let score = agent.behaviour.observe(&obs, settings);
-        self.anomaly_score = score.value;
+        let (score, signals) = observe(&self.rt, &self.snap, agent, &obs);
+        self.anomaly_score = score;
         self.anomaly_updated = true;
-        if !score.top.is_empty() {
-            self.signals = score
-                .top
-                .iter()
-                .map(|s| Cow::Borrowed(s.kind.as_str()))
-                .collect();
+        if !signals.is_empty() {
+            self.signals = signals;
         }
-        if settings.exceeded_by(score.value) {
-            match settings.action {
-                AnomalyAction::Quarantine if !agent.is_quarantined(now_ms) => {
-                    let until = now_ms.saturating_add(settings.quarantine_for.as_millis() as i64);
-                    // Here and on every replica of the fleet.
-                    self.rt.quarantine(&agent.id, until);
-                    tracing::warn!(agent = %agent.id, score = score.value, signals = ?self.signals, "agent quarantined: anomaly score over threshold");
-                }
-                AnomalyAction::Quarantine => {}
-                AnomalyAction::Alert => {
-                    tracing::warn!(agent = %agent.id, score = score.value, signals = ?self.signals, "anomaly score over threshold");
-                }
+    }
+}
+
+/// Feeds one finished exchange (a request, a tunnel) to its agent's behaviour baseline, and
+/// applies `anomaly.action` when the score is over the threshold. The score and its strongest
+/// signals.
+pub(super) fn observe(
+    rt: &Runtime,
+    snap: &Snapshot,
+    agent: &AgentState,
+    obs: &Observation<'_>,
+) -> (f64, Vec<Cow<'static, str>>) {
+    let settings = &snap.anomaly;
+    let score = agent.behaviour.observe(obs, settings);
+    let signals: Vec<Cow<'static, str>> = score
+        .top
+        .iter()
+        .map(|s| Cow::Borrowed(s.kind.as_str()))
+        .collect();
+    if settings.exceeded_by(score.value) {
+        let now_ms = rt.clock.now_unix_ms();
+        match settings.action {
+            AnomalyAction::Quarantine if !agent.is_quarantined(now_ms) => {
+                let until = now_ms.saturating_add(settings.quarantine_for.as_millis() as i64);
+                // Here and on every replica of the fleet.
+                rt.quarantine(&agent.id, until);
+                tracing::warn!(agent = %agent.id, score = score.value, ?signals, "agent quarantined: anomaly score over threshold");
+            }
+            AnomalyAction::Quarantine => {}
+            AnomalyAction::Alert => {
+                tracing::warn!(agent = %agent.id, score = score.value, ?signals, "anomaly score over threshold");
             }
         }
     }
+    (score.value, signals)
 }
 
 fn no_upstream() -> &'static Arc<str> {
@@ -259,7 +306,7 @@ impl RequestRecord {
             .and_then(|u| self.snap.upstream(u))
             .map_or(no_upstream(), |u| &u.name);
         let labels = [
-            Metrics::method_label(&self.method),
+            self.method.as_ref().map_or("OTHER", Metrics::method_label),
             self.verdict.as_str(),
             self.reason_str(),
             Metrics::status_class(self.status),
@@ -323,7 +370,7 @@ impl OnEnd for RequestRecord {
             target: crate::telemetry::logging::REQUEST_TARGET,
             request_id = %self.request_id,
             agent = self.agent_id.as_ref().map_or("", AgentId::as_str),
-            method = %self.method,
+            method = self.method.as_ref().map_or("", http::Method::as_str),
             path = %self.path,
             upstream = self.upstream_name(),
             rule = self.rule_label().as_deref().unwrap_or(""),

@@ -1,10 +1,8 @@
 //! What every connection and request shares: the live config, metrics, per-agent state, clock.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
-use std::sync::{OnceLock, Weak};
-
-use crate::agents::{AgentRegistry, AgentState};
+use crate::agents::{AgentRegistry, AgentState, ChannelRegistry, CloseReason};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, Event, LocalAgents};
 use crate::ids::AgentId;
@@ -19,6 +17,8 @@ pub struct Runtime {
     pub config: Arc<ConfigHandle>,
     pub metrics: Arc<Metrics>,
     pub agents: AgentRegistry,
+    /// Every connection and tunnel agents hold open.
+    pub channels: Arc<ChannelRegistry>,
     pub clock: Clock,
     pub ids: RequestIds,
     /// `None` when `telemetry.audit_log` is unset.
@@ -48,6 +48,7 @@ impl Runtime {
             config,
             metrics,
             agents: AgentRegistry::new(100_000),
+            channels: ChannelRegistry::new(),
             clock,
             ids: RequestIds::new(),
             audit,
@@ -66,7 +67,8 @@ impl Runtime {
             .get_or_insert(agent, || self.metrics.agent_label(agent.as_str()))
     }
 
-    /// Quarantines `agent` here until `until_ms` (Unix ms; `admit::INDEFINITE` until released).
+    /// Quarantines `agent` here until `until_ms` (Unix ms; `admit::INDEFINITE` until released):
+    /// its requests are refused and its open connections and tunnels here are closed.
     pub fn quarantine_here(&self, agent: &AgentId, until_ms: i64) -> Arc<AgentState> {
         let a = self.state_of(agent);
         a.quarantine(until_ms);
@@ -74,6 +76,10 @@ impl Runtime {
             .quarantined
             .with_label_values(&[&a.metric_label])
             .set(1);
+        let closed = self.channels.close_agent(agent, CloseReason::Quarantined);
+        if closed > 0 {
+            tracing::info!(agent = %agent, closed, "quarantine: closed the agent's connections and tunnels");
+        }
         a
     }
 

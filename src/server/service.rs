@@ -11,13 +11,15 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::admission::LiveAdmission;
-use super::connection::ConnInfo;
+use super::conn_info::ConnInfo;
 use super::grpc;
 use super::record::RequestRecord;
 use super::runtime::Runtime;
+use super::supervise::RequestHead;
 use crate::decision::{Reason, Verdict};
 use crate::forward::body::Recorded;
-use crate::forward::proxy::{empty, forward, full, Forwarding};
+use crate::forward::proxy::{empty, forward, full, Forwarded, Forwarding};
+use crate::forward::websocket::handshake_key;
 use crate::pipeline::{decide, Caller, Permit, Refusal, RequestParts};
 use crate::snapshot::Snapshot;
 use crate::upstream::ProxyBody;
@@ -39,7 +41,7 @@ pub async fn handle(
     let mut rec = Box::new(RequestRecord::new(&rt, &snap, &conn, &req));
     let grpc = grpc::is_grpc(req.headers());
     match decide_request(&rt, &snap, &conn, &req, &mut rec).await {
-        Ok(permit) => Ok(forward_permitted(&snap, &conn, rec, permit, req, grpc).await),
+        Ok(permit) => Ok(forward_permitted(&rt, &snap, &conn, rec, permit, req, grpc).await),
         Err(refusal) => Ok(refuse(rec, refusal, grpc)),
     }
 }
@@ -87,10 +89,12 @@ async fn decide_request(
     decided
 }
 
-/// Step 7 and the response: the permit forwarded, its answer streamed back through the record.
+/// Step 7 and the response: the permit forwarded, its answer streamed back through the record;
+/// a WebSocket handshake both sides made properly opens a tunnel.
 async fn forward_permitted(
+    rt: &Arc<Runtime>,
     snap: &Snapshot,
-    conn: &ConnInfo,
+    conn: &Arc<ConnInfo>,
     mut rec: Box<RequestRecord>,
     permit: Permit,
     req: Request<Incoming>,
@@ -100,24 +104,36 @@ async fn forward_permitted(
     if let Some(reason) = permit.shadowed() {
         tracing::info!(request_id = %rec.request_id, agent = %permit.agent(), reason = reason.as_str(), "shadow_deny");
     }
+    let head =
+        handshake_key(req.version(), req.method(), req.headers()).map(|_| RequestHead::of(&req));
     let how = Forwarding {
         snap,
         request_id: &rec.request_id,
         client_ip: conn.peer.ip(),
         bytes_in: rec.bytes_in.clone(),
+        bodies: &conn.bodies,
     };
     let sent = Instant::now();
     match forward(&permit, how, req).await {
-        Ok(resp) => {
+        Ok(Forwarded { response, tunnel }) => {
             rec.upstream_elapsed = Some(sent.elapsed());
-            rec.status = resp.status().as_u16();
-            let (mut parts, body) = resp.into_parts();
+            rec.status = response.status().as_u16();
+            if let (Some(ends), Some(head)) = (tunnel, head) {
+                super::tunnel::open(rt, conn, &rec, &permit, head, ends);
+            }
+            let (mut parts, body) = response.into_parts();
             set_request_id(&mut parts.headers, &rec.request_id);
             Response::from_parts(parts, Recorded::new(body, rec))
         }
         Err(e) => {
-            tracing::warn!(request_id = %rec.request_id, upstream = %permit.upstream(), "upstream: {e}");
-            refuse(rec, Refusal::after(permit, e.reason()), grpc)
+            tracing::warn!(request_id = %rec.request_id, upstream = %permit.upstream(), "forward: {e}");
+            let close = e.closes_connection();
+            let mut resp = refuse(rec, Refusal::after(permit, e.reason()), grpc);
+            if close {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
         }
     }
 }

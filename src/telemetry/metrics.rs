@@ -43,6 +43,7 @@ pub struct Metrics {
     /// `warden_upstream_max_connections{upstream}`: each pool's `max_connections`, the
     /// denominator of the pool-saturation alert; set by the upstream pools.
     pub upstream_max_connections: IntGaugeVec,
+    pub pending_handshakes: IntGauge,
     series_agents: DashSet<Arc<str>>,
     series_count: AtomicUsize,
     max_agent_series: AtomicUsize,
@@ -202,6 +203,11 @@ impl Metrics {
             &["upstream"],
         )?;
         r.register(Box::new(ProcessCollector::new()?))?;
+        let pending_handshakes = IntGauge::new(
+            "warden_pending_handshakes",
+            "Agent-listener sockets in their TLS handshake (limits.max_pending_handshakes).",
+        )?;
+        r.register(Box::new(pending_handshakes.clone()))?;
         // Series that exist from the start, so dashboards and alerts see zeros, not gaps.
         for result in ["ok", "error"] {
             config_reloads.with_label_values(&[result]);
@@ -223,6 +229,7 @@ impl Metrics {
             certificate_expiry,
             upstream_connections,
             upstream_max_connections,
+            pending_handshakes,
             series_agents: DashSet::new(),
             series_count: AtomicUsize::new(0),
             max_agent_series: AtomicUsize::new(max_agent_series.max(1)),

@@ -113,6 +113,11 @@ async fn respond(
     let headers = req.headers().clone();
     if path.ends_with("/ws") {
         let on_upgrade = hyper::upgrade::on(&mut req);
+        let key = headers
+            .get("sec-websocket-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         recorder.seen.lock().unwrap().push(Seen {
             method,
             target,
@@ -137,6 +142,7 @@ async fn respond(
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header("connection", "upgrade")
             .header("upgrade", "websocket")
+            .header("sec-websocket-accept", super::websocket::accept_for(&key))
             .body(full(""))
             .unwrap());
     }

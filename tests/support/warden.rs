@@ -123,22 +123,35 @@ impl WardenProcess {
     /// and `SSL_CERT_DIR` are removed unless given, so the test's own environment does not leak
     /// into the child's logs or trust store.
     pub fn spawn_env(config: &Path, extra: &[&str], env: &[(&str, Option<&str>)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
-        command
-            .env_remove("SSL_CERT_FILE")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+        cmd.args(["serve", "--config"]).arg(config).args(extra);
+        Self::spawn_command(cmd, env)
+    }
+
+    /// The binary under `ulimit -n nofile` (soft and hard), as a small host would run it.
+    pub fn spawn_with_fd_limit(config: &Path, nofile: u32) -> Self {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                r#"ulimit -n {nofile} && exec "$0" serve --config "$1""#
+            ))
+            .arg(env!("CARGO_BIN_EXE_warden"))
+            .arg(config);
+        Self::spawn_command(cmd, &[("WARDEN_LOG", Some("warden=info"))])
+    }
+
+    fn spawn_command(mut cmd: Command, env: &[(&str, Option<&str>)]) -> Self {
+        cmd.env_remove("SSL_CERT_FILE")
             .env_remove("SSL_CERT_DIR")
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(extra)
             .env_remove("RUST_LOG")
             .env_remove("WARDEN_LOG");
         for (name, value) in env {
             match value {
-                Some(v) => command.env(name, v),
-                None => command.env_remove(name),
+                Some(v) => cmd.env(name, v),
+                None => cmd.env_remove(name),
             };
         }
-        let mut child = command
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -5,7 +5,8 @@
 //! Each line is the [`AuditRecord`]'s members in declaration order (`ts`, `kind`, `request_id`,
 //! `agent`, `roles`, `source_ip`, `method`, `host`, `path`, `route`, `upstream`, `rule`,
 //! `decision`, `reason`, `status`, `duration_ms`, `bytes_in`, `bytes_out`, `anomaly_score`,
-//! `signals`), then `prev_hash`, then `hash`, written compactly (no spaces) and ended by `\n`.
+//! `signals`, and `close_reason` on connection and tunnel ends), then `prev_hash`, then `hash`,
+//! written compactly (no spaces) and ended by `\n`.
 //!
 //! # The chain
 //!

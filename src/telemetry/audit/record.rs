@@ -8,13 +8,14 @@ use serde::{Serialize, Serializer};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
-/// What the record is about: an HTTP request, or a connection refused before any request
-/// (a failed TLS handshake).
+/// What the record is about: an HTTP request; a connection (refused before any request, or
+/// ended); a WebSocket tunnel that ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordKind {
     Request,
     Connection,
+    Tunnel,
 }
 
 /// The outcome as the metrics label it: `allow`, `deny` or `shadow_deny`.
@@ -67,6 +68,10 @@ pub struct AuditRecord {
     pub anomaly_score: f64,
     /// The anomaly engine's strongest signals, short names.
     pub signals: Vec<Cow<'static, str>>,
+    /// Why a connection or tunnel ended (`closed`, `idle`, `quarantined`, ...); absent on
+    /// request records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<&'static str>,
 }
 
 impl AuditRecord {
@@ -98,6 +103,7 @@ impl AuditRecord {
             bytes_out: 0,
             anomaly_score: 0.0,
             signals: Vec::new(),
+            close_reason: None,
         }
     }
 }

@@ -33,6 +33,7 @@ fn sample(i: usize) -> AuditRecord {
         bytes_out: 512,
         anomaly_score: 0.1,
         signals: vec!["new_path_shape".into()],
+        close_reason: None,
     }
 }
 
