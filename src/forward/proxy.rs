@@ -3,7 +3,7 @@
 //! warden's identity headers, the agent's body streamed and capped.
 
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -50,6 +50,29 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
+/// HTTP/2 sends a cookie as many `cookie` fields (crumbs); an HTTP/1.1 upstream must get one
+/// `Cookie` header with them joined by `; ` (RFC 9113 section 8.2.3), or it reads them as one
+/// comma-joined value. Values are joined as bytes: a cookie need not be UTF-8.
+fn join_cookie_crumbs(headers: &mut HeaderMap) {
+    let mut crumbs = headers.get_all(header::COOKIE).iter();
+    let Some(first) = crumbs.next() else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    let mut several = false;
+    for crumb in crumbs {
+        several = true;
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(crumb.as_bytes());
+    }
+    if !several {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 /// Rewrites the agent's request head into the upstream's.
 fn upstream_headers(
     headers: &mut HeaderMap,
@@ -58,14 +81,16 @@ fn upstream_headers(
     host_header: &HeaderValue,
     websocket: bool,
 ) {
+    let snap = how.snap;
+    sanitize_request_headers(headers, &snap.strip, websocket);
+    join_cookie_crumbs(headers);
+    // Read after sanitation: an `x-forwarded-for` that `Connection` named is gone with the hop.
     let prior_xff = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
         .join(", ");
-    let snap = how.snap;
-    sanitize_request_headers(headers, &snap.strip, websocket);
     headers.remove("x-request-id");
     headers.remove("x-forwarded-for");
     if snap.token.as_ref().is_some_and(|t| !t.forward) {
@@ -123,6 +148,14 @@ pub async fn forward(
         &upstream.host_header,
         websocket,
     );
+    // A body the agent breaks (bad chunk framing, a cut connection) fails the upstream request;
+    // that is the agent's malformed request, not an unavailable upstream.
+    let agent_failed = Arc::new(AtomicBool::new(false));
+    let flag = agent_failed.clone();
+    let body = body.map_err(move |e| {
+        flag.store(true, Ordering::Relaxed);
+        e
+    });
     let body: ProxyBody = Limited::new(
         Counted::new(body, how.bytes_in.clone()),
         usize::try_from(snap.limits.max_request_body_bytes).unwrap_or(usize::MAX),
@@ -135,7 +168,11 @@ pub async fn forward(
     *up.version_mut() = Version::HTTP_11;
     *up.headers_mut() = parts.headers;
 
-    let mut resp = upstream.send(up, limit).await?;
+    let mut resp = match upstream.send(up, limit).await {
+        Ok(resp) => resp,
+        Err(_) if agent_failed.load(Ordering::Relaxed) => return Err(UpstreamError::AgentBody),
+        Err(e) => return Err(e),
+    };
     let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     sanitize_response_headers(resp.headers_mut(), upgraded && websocket);
     if upgraded {
@@ -173,4 +210,29 @@ pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
     http_body_util::Full::new(bytes.into())
         .map_err(BoxError::from)
         .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_crumbs_become_one_header_joined_with_semicolons() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        h.append(header::COOKIE, HeaderValue::from_bytes(b"c=\xff").unwrap());
+        join_cookie_crumbs(&mut h);
+        let all: Vec<_> = h.get_all(header::COOKIE).iter().collect();
+        assert_eq!(all, [HeaderValue::from_bytes(b"a=1; b=2; c=\xff").unwrap()]);
+
+        let mut one = HeaderMap::new();
+        one.insert(header::COOKIE, HeaderValue::from_static("a=1, b=2"));
+        join_cookie_crumbs(&mut one);
+        assert_eq!(
+            one[header::COOKIE],
+            "a=1, b=2",
+            "a single header is left as sent"
+        );
+    }
 }

@@ -121,6 +121,14 @@ fn still_trusted(tls: &TlsState, certs: &[CertificateDer<'static>]) -> bool {
     verify_chain(tls, certs).is_ok()
 }
 
+/// How many HTTP/1.1 header fields a head may hold. The limit is in bytes
+/// (`max_request_header_bytes`); hyper also counts fields, 100 by default, which would refuse a
+/// head of many small headers far under the byte limit. One field per 16 bytes of the limit
+/// (hyper reserves room for each up front), never fewer than hyper's own 100.
+fn max_header_fields(max_header_bytes: usize) -> usize {
+    (max_header_bytes / 16).clamp(100, 8192)
+}
+
 /// Handshakes and serves one accepted TCP connection until it ends.
 pub async fn serve_connection(
     rt: Arc<Runtime>,
@@ -169,6 +177,7 @@ pub async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_request_header_bytes.max(8192))
+        .max_headers(max_header_fields(limits.max_request_header_bytes))
         .keep_alive(true);
     builder
         .http2()
@@ -235,5 +244,16 @@ fn handshake_failed(rt: &Runtime, peer: SocketAddr, reason: &'static str) {
             let audit = audit.clone();
             tokio::spawn(async move { audit.record(*rec).await });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn header_field_count_follows_the_byte_limit() {
+        use super::max_header_fields;
+        assert_eq!(max_header_fields(16 * 1024), 1024);
+        assert_eq!(max_header_fields(1024), 100, "never below hyper's default");
+        assert_eq!(max_header_fields(usize::MAX), 8192);
     }
 }

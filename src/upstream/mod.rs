@@ -72,6 +72,9 @@ pub enum UpstreamError {
     Timeout(Duration),
     #[error("request body over the limit")]
     BodyTooLarge,
+    /// The agent's own body failed while it streamed (malformed framing, a cut connection).
+    #[error("the agent's request body is malformed or was cut off")]
+    AgentBody,
 }
 
 impl UpstreamError {
@@ -80,6 +83,7 @@ impl UpstreamError {
             UpstreamError::Unavailable(_) => Reason::UpstreamUnavailable,
             UpstreamError::Timeout(_) => Reason::UpstreamTimeout,
             UpstreamError::BodyTooLarge => Reason::BodyTooLarge,
+            UpstreamError::AgentBody => Reason::BadRequest,
         }
     }
 }

@@ -5,11 +5,13 @@
 
 pub mod client;
 pub mod fixture;
+pub mod h2wire;
 pub mod keepalive;
 pub mod pki;
 pub mod upstream;
 pub mod wait;
 pub mod warden;
+pub mod wire;
 
 pub fn init_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

@@ -226,7 +226,9 @@ async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
             let tls = tls.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| respond(rec.clone(), req));
-                let builder = hyper::server::conn::http1::Builder::new();
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                // As many header fields as warden forwards (hyper's own default is 100).
+                builder.max_headers(4096);
                 match tls {
                     None => {
                         let _ = builder
