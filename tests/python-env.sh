@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # One Python virtual environment for every test that needs Python packages.
 #
-# Creates the venv (default target/python-venv, or $WARDEN_PYTHON_VENV) when it is missing,
+# Creates the venv (default target/test-python, or $WARDEN_PYTHON_VENV) when it is missing,
 # installs tests/python-requirements.txt into it whenever that file changed since the last
 # install, and prints the interpreter's absolute path: `export WARDEN_TEST_PYTHON="$(tests/python-env.sh)"`.
 # Everything else goes to stderr. Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="${WARDEN_PYTHON_VENV:-target/python-venv}"
+venv="${WARDEN_PYTHON_VENV:-target/test-python}"
 requirements=tests/python-requirements.txt
 stamp="$venv/.installed-requirements"
 
