@@ -91,6 +91,7 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
     let snap = handle.snapshot();
     let audit = open_audit(&snap.telemetry, &metrics)?;
     let runtime = Arc::new(Runtime::new(handle.clone(), metrics, opts.clock, audit));
+    start_cluster(&runtime, &handle)?;
 
     let agent_listener = TcpListener::bind(snap.listen)
         .await
@@ -145,6 +146,31 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
         shutdown,
         tasks,
     })
+}
+
+/// Starts the link to the fleet's shared state, when the config has a `cluster` block. Its
+/// settings are read once: changing them needs a restart.
+fn start_cluster(runtime: &Arc<Runtime>, handle: &ConfigHandle) -> Result<(), AppError> {
+    let Some(settings) = handle.cluster_settings() else {
+        return Ok(());
+    };
+    let up = prometheus::IntGauge::new(
+        "warden_cluster_up",
+        "1 while the shared store (cluster.redis) answers",
+    )?;
+    runtime.metrics.registry.register(Box::new(up.clone()))?;
+    let cluster =
+        crate::cluster::Cluster::start(settings, runtime.local_agents(), up).map_err(|e| {
+            AppError::Config(vec![ConfigError {
+                file: handle.path().to_path_buf(),
+                line: 1,
+                col: 1,
+                key_path: "cluster.redis".into(),
+                message: e,
+            }])
+        })?;
+    let _ = runtime.cluster.set(cluster);
+    Ok(())
 }
 
 /// Opens the audit log the config names (blocking file work, done once at start).

@@ -29,10 +29,11 @@ pub enum Reason {
     UpstreamUnavailable,
     UpstreamTimeout,
     UpstreamBusy,
+    ClusterUnavailable,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::NoIdentity,
         Reason::UnknownAgent,
         Reason::TokenMissing,
@@ -51,6 +52,7 @@ impl Reason {
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
         Reason::UpstreamBusy,
+        Reason::ClusterUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +75,7 @@ impl Reason {
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
             Reason::UpstreamBusy => "upstream_busy",
+            Reason::ClusterUnavailable => "cluster_unavailable",
         }
     }
 
@@ -94,7 +97,7 @@ impl Reason {
             Reason::NoRoute => StatusCode::NOT_FOUND,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Reason::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::UpstreamBusy | Reason::ClusterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -103,7 +106,10 @@ impl Reason {
         match self {
             Reason::NoIdentity | Reason::UnknownAgent => "identity",
             Reason::TokenMissing | Reason::TokenInvalid | Reason::TokenNotBound => "token",
-            Reason::Quarantined | Reason::RateLimited | Reason::ConcurrencyLimited => "admit",
+            Reason::Quarantined
+            | Reason::RateLimited
+            | Reason::ConcurrencyLimited
+            | Reason::ClusterUnavailable => "admit",
             Reason::BadRequest | Reason::HeadersTooLarge | Reason::BodyTooLarge => "request",
             Reason::NoRoute => "route",
             Reason::Segmentation => "segmentation",

@@ -20,6 +20,7 @@ pub mod admit;
 pub mod agents;
 pub mod anomaly;
 pub mod authz;
+pub mod cluster;
 pub mod headers;
 pub mod identity;
 pub mod route;

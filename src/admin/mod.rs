@@ -94,7 +94,13 @@ pub async fn route(rt: &Arc<Runtime>, req: Request<Incoming>) -> AdminResp {
             rt.metrics.render(),
         ),
         (Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n"),
-        // The runtime exists only once config and TLS are loaded.
+        // The runtime exists only once config and TLS are loaded; a fleet in closed mode without
+        // its shared store refuses every request, so it is not ready for any.
+        (Method::GET, "/readyz") if rt.cluster().is_some_and(|c| c.refuses()) => respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "cluster unavailable\n",
+        ),
         (Method::GET, "/readyz") => respond(StatusCode::OK, "text/plain", "ready\n"),
         (Method::GET, "/agents") => {
             let mut list: Vec<_> = rt.agents.all().iter().map(|a| agent_json(rt, a)).collect();
@@ -150,24 +156,12 @@ fn agent_route(rt: &Arc<Runtime>, method: Method, rest: &str) -> AdminResp {
             if rt.config.snapshot().agent(&id).is_none() && rt.agents.get(&id).is_none() {
                 return json_resp(StatusCode::NOT_FOUND, json!({"error": "unknown_agent"}));
             }
-            let a = rt
-                .agents
-                .get_or_insert(&id, || rt.metrics.agent_label(id.as_str()));
-            a.quarantine(INDEFINITE);
-            rt.metrics
-                .quarantined
-                .with_label_values(&[&a.metric_label])
-                .set(1);
+            let a = rt.quarantine(&id, INDEFINITE);
             tracing::warn!(agent = %id, "agent quarantined by the admin API");
             json_resp(StatusCode::OK, agent_json(rt, &a))
         }
-        (Method::DELETE, true) => match rt.agents.get(&id) {
+        (Method::DELETE, true) => match rt.release(&id) {
             Some(a) => {
-                a.release();
-                rt.metrics
-                    .quarantined
-                    .with_label_values(&[&a.metric_label])
-                    .set(0);
                 tracing::info!(agent = %id, "agent released from quarantine by the admin API");
                 json_resp(StatusCode::OK, agent_json(rt, &a))
             }

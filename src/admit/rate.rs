@@ -45,18 +45,30 @@ impl TokenBucket {
 
     /// Takes one token, or says how long until one is available.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.try_take_share(now, 1.0)
+    }
+
+    /// Takes one token from this replica's `share` (0-1] of the limit: its rate and bucket size
+    /// scaled, the tokens it holds kept (clamped to the scaled size), so a share that moves with
+    /// the fleet's demand never resets the bucket.
+    pub fn try_take_share(&mut self, now: Instant, share: f64) -> Result<(), Duration> {
+        let share = if share.is_finite() {
+            share.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let rate = self.per_second * share;
+        let burst = (self.burst * share).max(1.0);
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
         self.updated = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
-        } else if self.per_second > 0.0 {
-            Err(Duration::from_secs_f64(
-                (1.0 - self.tokens) / self.per_second,
-            ))
+        } else if rate > 0.0 {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
         } else {
-            Err(Duration::from_secs(3600))
+            Err(Duration::from_secs(1))
         }
     }
 }
@@ -88,5 +100,24 @@ mod tests {
             assert!(b.try_take(later).is_ok());
         }
         assert!(b.try_take(later).is_err());
+    }
+
+    #[test]
+    fn a_share_scales_rate_and_burst_without_resetting() {
+        let t0 = Instant::now();
+        let limit = RateLimit {
+            per_second: 10.0,
+            burst: Some(10),
+        };
+        let mut b = TokenBucket::new(&limit, t0);
+        // Half the fleet's demand: five tokens at most, refilled at five a second.
+        for _ in 0..5 {
+            assert!(b.try_take_share(t0, 0.5).is_ok());
+        }
+        assert!(b.try_take_share(t0, 0.5).is_err());
+        let later = t0 + Duration::from_millis(400);
+        assert!(b.try_take_share(later, 0.5).is_ok());
+        assert!(b.try_take_share(later, 0.5).is_ok());
+        assert!(b.try_take_share(later, 0.5).is_err());
     }
 }

@@ -67,15 +67,22 @@ impl AgentState {
     }
 
     /// Takes a token from the agent's bucket; `Err(wait)` when over its rate.
-    pub fn check_rate(&self, limit: Option<&RateLimit>, now: Instant) -> Result<(), Duration> {
+    ///
+    /// `share` is this replica's part of the fleet-wide limit (1 when it is alone).
+    pub fn check_rate(
+        &self,
+        limit: Option<&RateLimit>,
+        now: Instant,
+        share: f64,
+    ) -> Result<(), Duration> {
         let Some(limit) = limit else { return Ok(()) };
         // A poisoned lock only means another request panicked mid-update; the bucket is still usable.
         let mut guard = self.rate.lock().unwrap_or_else(|p| p.into_inner());
         match guard.as_mut() {
-            Some(bucket) if bucket.is_for(limit) => bucket.try_take(now),
+            Some(bucket) if bucket.is_for(limit) => bucket.try_take_share(now, share),
             _ => {
                 let mut bucket = TokenBucket::new(limit, now);
-                let r = bucket.try_take(now);
+                let r = bucket.try_take_share(now, share);
                 *guard = Some(bucket);
                 r
             }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::units::{ByteSize, Dur};
 pub use crate::anomaly::AnomalyAction;
+pub use crate::cluster::FailureMode;
 pub use crate::decision::Mode;
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -37,6 +38,8 @@ pub struct ConfigFile {
     pub telemetry: TelemetrySection,
     #[serde(default)]
     pub anomaly: AnomalySection,
+    #[serde(default)]
+    pub cluster: Option<ClusterSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -242,4 +245,16 @@ pub struct AnomalySection {
     pub action: AnomalyAction,
     #[serde(default)]
     pub quarantine_for: Option<Dur>,
+}
+
+/// State shared by many replicas (SPEC section 8).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// `redis://host:port` or `rediss://` for TLS.
+    pub redis: String,
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    #[serde(default)]
+    pub failure_mode: FailureMode,
 }

@@ -43,6 +43,7 @@ pub fn validate(cfg: &LoadedConfig) -> Vec<ConfigError> {
     policy::check_roles(&mut r);
     agents::check_agents(&mut r);
     net::check_telemetry(&mut r);
+    net::check_cluster(&mut r);
     // Reported in file order, as a compiler would.
     r.errors.sort_by_key(|e| (e.line, e.col));
     r.errors

@@ -44,11 +44,19 @@ impl Admission for LiveAdmission<'_> {
     ) -> AdmitOutcome {
         let state = self.conn.agent_state(self.rt, agent);
         state.touch(now_ms);
+        let cluster = self.rt.cluster();
+        if cluster.is_some_and(|c| c.refuses()) {
+            return AdmitOutcome::Refused(Reason::ClusterUnavailable, None);
+        }
         if state.is_quarantined(now_ms) {
             return AdmitOutcome::Refused(Reason::Quarantined, None);
         }
-        if let Err(wait) = state.check_rate(policy.rate_limit.as_ref(), Instant::now()) {
-            return AdmitOutcome::Refused(Reason::RateLimited, Some(wait));
+        if let Some(limit) = policy.rate_limit.as_ref() {
+            // This replica's part of a fleet-wide limit: pushed state, never a network wait.
+            let share = cluster.map_or(1.0, |c| c.rate_share(agent));
+            if let Err(wait) = state.check_rate(Some(limit), Instant::now(), share) {
+                return AdmitOutcome::Refused(Reason::RateLimited, Some(wait));
+            }
         }
         match state.in_flight.try_acquire(limits.max_in_flight_per_agent) {
             Some(slot) => {

@@ -233,12 +233,8 @@ impl RequestRecord {
             match settings.action {
                 AnomalyAction::Quarantine if !agent.is_quarantined(now_ms) => {
                     let until = now_ms.saturating_add(settings.quarantine_for.as_millis() as i64);
-                    agent.quarantine(until);
-                    self.rt
-                        .metrics
-                        .quarantined
-                        .with_label_values(&[&agent.metric_label])
-                        .set(1);
+                    // Here and on every replica of the fleet.
+                    self.rt.quarantine(&agent.id, until);
                     tracing::warn!(agent = %agent.id, score = score.value, signals = ?self.signals, "agent quarantined: anomaly score over threshold");
                 }
                 AnomalyAction::Quarantine => {}

@@ -12,6 +12,7 @@ use crate::anomaly::AnomalySettings;
 use crate::authz::rules::{CompiledRole, RuleSet, RuleSpec, RuleUpstream};
 use crate::authz::when::WhenSpec;
 use crate::authz::AgentGrants;
+use crate::cluster::ClusterSettings;
 use crate::config::load::{ConfigError, LoadedConfig};
 use crate::config::schema::{
     AnomalySection, ConfigFile, RuleSection, TlsSection, TokenSection, UpstreamSection,
@@ -73,6 +74,8 @@ pub struct Snapshot {
     pub tls: Arc<TlsState>,
     /// Every file the config names besides itself: a change of any of them reloads.
     pub watched_files: Vec<PathBuf>,
+    /// The fleet's shared store; read at start only.
+    pub cluster: Option<ClusterSettings>,
 }
 
 impl Snapshot {
@@ -405,5 +408,10 @@ pub fn compile(
         anomaly: anomaly_settings(&f.anomaly),
         tls,
         watched_files,
+        cluster: f.cluster.as_ref().map(|c| ClusterSettings {
+            redis: c.redis.clone(),
+            key_prefix: c.key_prefix.clone().unwrap_or_else(|| "warden:".into()),
+            failure_mode: c.failure_mode,
+        }),
     })
 }

@@ -68,6 +68,11 @@ impl ConfigHandle {
         &self.path
     }
 
+    /// The `cluster` block the running config started with.
+    pub fn cluster_settings(&self) -> Option<crate::cluster::ClusterSettings> {
+        self.snapshot().cluster.clone()
+    }
+
     /// Notified with the new generation after each successful reload.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()

@@ -8,6 +8,7 @@ pub mod fixture;
 pub mod h2wire;
 pub mod keepalive;
 pub mod pki;
+pub mod redis;
 pub mod upstream;
 pub mod wait;
 pub mod warden;

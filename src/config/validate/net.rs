@@ -221,3 +221,25 @@ fn url_problem(url: &str) -> Result<bool, String> {
     }
     Ok(https)
 }
+
+/// `cluster.redis` must be a Redis URL the client can use.
+pub(super) fn check_cluster(r: &mut Report<'_>) {
+    let Some(c) = &r.cfg.file.cluster else {
+        return;
+    };
+    let scheme_ok = c.redis.starts_with("redis://") || c.redis.starts_with("rediss://");
+    if !scheme_ok {
+        r.err(
+            "cluster.redis",
+            format!("\"{}\" is not a redis:// or rediss:// URL", c.redis),
+        );
+    } else if let Err(e) = redis::Client::open(c.redis.as_str()) {
+        r.err("cluster.redis", format!("\"{}\": {e}", c.redis));
+    }
+    if c.key_prefix
+        .as_deref()
+        .is_some_and(|p| p.contains(char::is_whitespace))
+    {
+        r.err("cluster.key_prefix", "must not contain white space");
+    }
+}
