@@ -43,3 +43,4 @@ pub mod server;
 // Tools around the proxy.
 pub mod certs;
 pub mod demo;
+pub mod suggest;

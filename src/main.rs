@@ -53,6 +53,24 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Least privilege learned from traffic: the smallest roles that allow exactly what each
+    /// agent was seen doing, as a complete config (or a diff against the running one).
+    Suggest {
+        #[arg(long)]
+        config: PathBuf,
+        /// Audit log files (JSON lines), oldest first; `-` reads standard input.
+        #[arg(long, required = true, num_args = 1..)]
+        audit: Vec<PathBuf>,
+        /// Suggest for this `agents` entry only (its id as the config writes it).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only records at most this old (`168h` for a week).
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<Duration>,
+        /// Print a unified diff against the running config instead of the whole config.
+        #[arg(long)]
+        diff: bool,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -227,6 +245,13 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => check(&config),
         Command::Explain(args) => cmd_explain(args),
+        Command::Suggest {
+            config,
+            audit,
+            agent,
+            since,
+            diff,
+        } => suggest(config, audit, agent, since, diff),
         Command::Certs { command } => certs(command),
         Command::Token { command } => token(command),
         Command::Audit {
@@ -248,6 +273,47 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// Exit 0 with the suggestion on stdout and notes on stderr; 2 on bad input or when the result
+/// would not pass `check`.
+fn suggest(
+    config: PathBuf,
+    audit: Vec<PathBuf>,
+    agent: Option<String>,
+    since: Option<Duration>,
+    diff: bool,
+) -> ExitCode {
+    let opts = warden::suggest::Options {
+        config,
+        audit,
+        agent,
+        since,
+        now_unix_ms: warden::clock::Clock::system().now_unix_ms(),
+    };
+    let s = match warden::suggest::suggest(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warden suggest: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for note in &s.notes {
+        eprintln!("note: {note}");
+    }
+    if !s.problems.is_empty() {
+        for e in &s.problems {
+            eprintln!("{e}");
+        }
+        eprintln!("warden suggest: the suggested config does not pass check; nothing printed");
+        return ExitCode::from(2);
+    }
+    if diff {
+        print!("{}", s.diff(&opts.config));
+    } else {
+        print!("{}", s.text);
+    }
+    ExitCode::SUCCESS
 }
 
 fn certs(command: CertsCommand) -> ExitCode {

@@ -51,12 +51,23 @@ fn demo_plays_the_scene_and_exits() {
         "quarantined by the anomaly engine",
         "warden_agent_quarantined{agent=\"spiffe://example.org/agent/rogue-bot\"} 1",
         "curl --cacert",
+        "Least privilege from traffic",
+        "+    roles: [learned-inventory-bot]",
+        "+      - upstream: inventory\n    +        methods: [GET]\n    +        paths: [\"/inventory/items\", \"/inventory/items/*\"]",
+        "inventory-bot  GET    /inventory/items/999       -> ALLOW",
+        "inventory-bot  DELETE /inventory/items/999       -> DENY no_matching_rule (403)",
+        "inventory-bot  GET    /inventory/items/999/cost  -> DENY no_matching_rule (403)",
+        "inventory-bot  GET    /payroll/salaries          -> DENY segmentation (403)",
     ] {
         assert!(
             stdout.contains(expected),
             "missing `{expected}` in:\n{stdout}"
         );
     }
+    assert!(
+        dir.path().join("demo-suggested.yaml").exists(),
+        "the suggestion is left to inspect"
+    );
     let verify = Command::new(env!("CARGO_BIN_EXE_warden"))
         .args(["audit", "verify"])
         .arg(dir.path().join("audit.jsonl"))

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod scene;
+pub mod shadow;
 pub mod upstreams;
 
 use std::net::SocketAddr;
@@ -154,6 +155,7 @@ pub async fn run(config: &Path, dir: &Path, once: bool) -> Result<(), DemoError>
             .unwrap_or_else(|| "-".into())
     );
     scene::play(&env).await.map_err(DemoError::Client)?;
+    shadow::play(config, dir, loaded.file.telemetry.audit_log.as_deref()).await?;
     scene::print_try_it(&env);
     if !once {
         println!("\nwarden keeps serving; press Ctrl-C to stop.");

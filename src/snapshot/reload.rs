@@ -156,9 +156,12 @@ fn spawn_file_watcher(handle: Arc<ConfigHandle>) {
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
             let relevant = ev.paths.iter().any(|p| {
-                names
-                    .iter()
-                    .any(|f| f == p || (f.file_name().is_some() && f.file_name() == p.file_name()))
+                // Kubernetes updates a mounted ConfigMap or Secret by swapping its `..data`
+                // symlink: the names warden reads never appear in those events.
+                p.file_name() == Some(std::ffi::OsStr::new("..data"))
+                    || names.iter().any(|f| {
+                        f == p || (f.file_name().is_some() && f.file_name() == p.file_name())
+                    })
             });
             if relevant && !matches!(ev.kind, notify::EventKind::Access(_)) {
                 let _ = tx.send(());
