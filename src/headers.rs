@@ -12,9 +12,11 @@ use http::HeaderMap;
 mod tests;
 
 /// Headers that only mean something on one connection (RFC 9110 section 7.6.1, plus the
-/// historical `proxy-connection` and the proxy authentication pair).
+/// historical `proxy-connection`, the proxy authentication pair, and `http2-settings`, which
+/// only ever belongs to an `Upgrade: h2c` of this hop, RFC 7540 section 3.2.1).
 const HOP_BY_HOP: &[&str] = &[
     "connection",
+    "http2-settings",
     "keep-alive",
     "proxy-connection",
     "te",

@@ -6,10 +6,11 @@
 use http::header::{HeaderName, HeaderValue, CONNECTION, UPGRADE};
 use http::HeaderMap;
 use libfuzzer_sys::fuzz_target;
-use warden::forward::headers::{sanitize_request_headers, sanitize_response_headers, StripList};
+use warden::headers::{sanitize_request_headers, sanitize_response_headers, StripList};
 
 const HOP_BY_HOP: &[&str] = &[
     "connection",
+    "http2-settings",
     "keep-alive",
     "proxy-connection",
     "te",

@@ -43,6 +43,29 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
+/// HTTP/2 sends a cookie as many `cookie` fields (crumbs); an HTTP/1.1 upstream must get one
+/// `Cookie` header with them joined by `; ` (RFC 9113 section 8.2.3), or it reads them as one
+/// comma-joined value. Values are joined as bytes: a cookie need not be UTF-8.
+fn join_cookie_crumbs(headers: &mut HeaderMap) {
+    let mut crumbs = headers.get_all(header::COOKIE).iter();
+    let Some(first) = crumbs.next() else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    let mut several = false;
+    for crumb in crumbs {
+        several = true;
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(crumb.as_bytes());
+    }
+    if !several {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 /// Rewrites the agent's request head into the upstream's.
 fn upstream_headers(
     headers: &mut HeaderMap,
@@ -54,14 +77,16 @@ fn upstream_headers(
     // gRPC needs `te: trailers` on HTTP/2 (the one `te` value HTTP/2 allows); HTTP/1.1 upstreams
     // get no `te`, a hop-by-hop header.
     let trailers = http2 && te_has_trailers(headers);
+    let snap = how.snap;
+    sanitize_request_headers(headers, &snap.strip, websocket);
+    join_cookie_crumbs(headers);
+    // Read after sanitation: an `x-forwarded-for` that `Connection` named is gone with the hop.
     let prior_xff = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
         .join(", ");
-    let snap = how.snap;
-    sanitize_request_headers(headers, &snap.strip, websocket);
     headers.remove("x-request-id");
     headers.remove("x-forwarded-for");
     if snap.token.as_ref().is_some_and(|t| !t.forward) {
@@ -271,5 +296,25 @@ mod tests {
         assert!(te_has_trailers(&h));
         h.insert(header::TE, HeaderValue::from_static("gzip, trailersx"));
         assert!(!te_has_trailers(&h));
+    }
+
+    #[test]
+    fn cookie_crumbs_become_one_header_joined_with_semicolons() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        h.append(header::COOKIE, HeaderValue::from_bytes(b"c=\xff").unwrap());
+        join_cookie_crumbs(&mut h);
+        let all: Vec<_> = h.get_all(header::COOKIE).iter().collect();
+        assert_eq!(all, [HeaderValue::from_bytes(b"a=1; b=2; c=\xff").unwrap()]);
+
+        let mut one = HeaderMap::new();
+        one.insert(header::COOKIE, HeaderValue::from_static("a=1, b=2"));
+        join_cookie_crumbs(&mut one);
+        assert_eq!(
+            one[header::COOKIE],
+            "a=1, b=2",
+            "a single header is left as sent"
+        );
     }
 }

@@ -281,6 +281,19 @@ fn keep_upgrade_never_keeps_h2c_nor_invents_an_upgrade() {
 }
 
 #[test]
+fn http2_settings_goes_even_when_connection_does_not_name_it() {
+    let strip = StripList::default();
+    let mut h = map(&[
+        ("connection", "Upgrade"),
+        ("upgrade", "h2c"),
+        ("HTTP2_Settings", "AAMAAABkAAQAAP__"),
+        ("accept", "*/*"),
+    ]);
+    sanitize_request_headers(&mut h, &strip, false);
+    assert_eq!(names(&h), ["accept"]);
+}
+
+#[test]
 fn responses_lose_hop_by_hop_but_keep_identity_like_names() {
     let mut h = map(&[
         ("connection", "close, x-backend-hop"),

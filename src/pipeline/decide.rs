@@ -11,6 +11,7 @@ use crate::clock::UtcMoment;
 use crate::decision::{Mode, Reason, RuleRef};
 use crate::identity::token::TokenError;
 use crate::ids::{AgentId, RouteId, UpstreamId};
+use crate::route::ambiguous::ambiguity;
 use crate::route::shape::{shape_request, Shaped};
 use crate::snapshot::{AgentPolicy, Snapshot};
 
@@ -230,6 +231,9 @@ fn shape(snap: &Snapshot, req: &RequestParts<'_>, trace: &mut Trace) -> Result<S
         && !req.headers.contains_key(header::HOST)
     {
         return Err(bad("HTTP/1.1 request without Host".into()));
+    }
+    if let Some(why) = ambiguity(req.version, req.method, req.uri.query(), req.headers) {
+        return Err(bad(why.into()));
     }
     let shaped = shape_request(req.version, req.uri, req.headers)
         .map_err(|e| bad(format!("the request cannot be judged safely: {e}")))?;

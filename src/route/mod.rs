@@ -1,6 +1,7 @@
-//! Route: make the request target safe to judge (`normalize`, `host`, `shape`) and pick the route
-//! (`table`).
+//! Route: make the request target safe to judge (`normalize`, `host`, `shape`, `ambiguous`) and
+//! pick the route (`table`).
 
+pub mod ambiguous;
 pub mod host;
 pub mod normalize;
 pub mod shape;

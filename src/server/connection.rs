@@ -31,6 +31,14 @@ type HttpError = Box<dyn std::error::Error + Send + Sync>;
 /// How long a closed channel's connection may still finish the answer it is writing.
 const CLOSE_GRACE: Duration = Duration::from_millis(250);
 
+/// How many HTTP/1.1 header fields a head may hold. The limit is in bytes
+/// (`max_request_header_bytes`); hyper also counts fields, 100 by default, which would refuse a
+/// head of many small headers far under the byte limit. One field per 16 bytes of the limit
+/// (hyper reserves room for each up front), never fewer than hyper's own 100.
+fn max_header_fields(max_header_bytes: usize) -> usize {
+    (max_header_bytes / 16).clamp(100, 8192)
+}
+
 /// Handshakes and serves one accepted TCP connection until it ends.
 pub async fn serve_connection(
     rt: Arc<Runtime>,
@@ -99,6 +107,7 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_request_header_bytes.max(8192))
+        .max_headers(max_header_fields(limits.max_request_header_bytes))
         .keep_alive(true);
     builder
         .http2()
@@ -163,5 +172,16 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn header_field_count_follows_the_byte_limit() {
+        use super::max_header_fields;
+        assert_eq!(max_header_fields(16 * 1024), 1024);
+        assert_eq!(max_header_fields(1024), 100, "never below hyper's default");
+        assert_eq!(max_header_fields(usize::MAX), 8192);
     }
 }

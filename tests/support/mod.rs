@@ -6,6 +6,7 @@
 pub mod client;
 pub mod fixture;
 pub mod gate;
+pub mod h2wire;
 pub mod jwks;
 pub mod keepalive;
 pub mod pki;
@@ -14,6 +15,7 @@ pub mod upstream;
 pub mod wait;
 pub mod warden;
 pub mod websocket;
+pub mod wire;
 
 pub fn init_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

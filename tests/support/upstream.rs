@@ -331,7 +331,10 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = service_fn(move |req| respond(rec.clone(), conn, req));
-    let _ = auto::Builder::new(TokioExecutor::new())
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // As many header fields as warden forwards (hyper's own default is 100).
+    builder.http1().max_headers(4096);
+    let _ = builder
         .serve_connection_with_upgrades(TokioIo::new(io), svc)
         .await;
 }
