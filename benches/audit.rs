@@ -38,6 +38,10 @@ fn record(i: u64, agent: &Arc<str>, roles: &Arc<[Arc<str>]>) -> AuditRecord {
         anomaly_score: 0.12,
         signals: vec!["new_path_shape".into()],
         close_reason: None,
+        rpc_method: None,
+        rpc_target: None,
+        rpc_id: None,
+        args_sha256: None,
     }
 }
 

@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use http::{HeaderMap, HeaderValue, Method, Uri, Version};
 use warden::decision::Reason;
 use warden::ids::AgentId;
-use warden::pipeline::{decide, Caller, GivenAdmission, RequestParts};
+use warden::pipeline::{decide, Caller, GivenAdmission, GivenBody, RequestParts};
 use warden::route::normalize::normalize_target;
 use warden::snapshot::Snapshot;
 
@@ -57,7 +57,13 @@ fn decide_one(snap: &Snapshot, p: &Probe) -> Option<Reason> {
         source_ip: source_ip(),
         now_ms: MOMENT_MS,
     };
-    let decided = common::ready(decide(snap, &caller, &mut admission, &parts));
+    let decided = common::ready(decide(
+        snap,
+        &caller,
+        &mut admission,
+        &parts,
+        &mut GivenBody::default(),
+    ));
     decided.err().map(|r| r.reason)
 }
 

@@ -12,7 +12,7 @@ secs="${1:-60}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(normalize host headers spiffe_id config)
+    targets=(normalize host headers spiffe_id config jsonrpc)
 fi
 
 export RUSTC_BOOTSTRAP=1

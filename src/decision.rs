@@ -28,6 +28,10 @@ pub enum Reason {
     Segmentation,
     Denied,
     NoMatchingRule,
+    /// An MCP session id presented by an identity other than the one that began the session.
+    SessionMismatch,
+    /// An A2A task of another agent, or one warden saw no agent create.
+    NotOwner,
     UpstreamUnavailable,
     UpstreamTimeout,
     UpstreamBusy,
@@ -35,7 +39,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 22] = [
         Reason::NoIdentity,
         Reason::UnknownAgent,
         Reason::TokenMissing,
@@ -52,6 +56,8 @@ impl Reason {
         Reason::Segmentation,
         Reason::Denied,
         Reason::NoMatchingRule,
+        Reason::SessionMismatch,
+        Reason::NotOwner,
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
         Reason::UpstreamBusy,
@@ -76,6 +82,8 @@ impl Reason {
             Reason::Segmentation => "segmentation",
             Reason::Denied => "denied",
             Reason::NoMatchingRule => "no_matching_rule",
+            Reason::SessionMismatch => "session_mismatch",
+            Reason::NotOwner => "not_owner",
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
             Reason::UpstreamBusy => "upstream_busy",
@@ -90,7 +98,9 @@ impl Reason {
             | Reason::Quarantined
             | Reason::Segmentation
             | Reason::Denied
-            | Reason::NoMatchingRule => StatusCode::FORBIDDEN,
+            | Reason::NoMatchingRule
+            | Reason::SessionMismatch
+            | Reason::NotOwner => StatusCode::FORBIDDEN,
             Reason::TokenMissing | Reason::TokenInvalid | Reason::TokenNotBound => {
                 StatusCode::UNAUTHORIZED
             }
@@ -121,7 +131,10 @@ impl Reason {
             | Reason::BodyStalled => "request",
             Reason::NoRoute => "route",
             Reason::Segmentation => "segmentation",
-            Reason::Denied | Reason::NoMatchingRule => "rules",
+            Reason::Denied
+            | Reason::NoMatchingRule
+            | Reason::SessionMismatch
+            | Reason::NotOwner => "rules",
             Reason::UpstreamUnavailable | Reason::UpstreamTimeout | Reason::UpstreamBusy => {
                 "upstream"
             }
@@ -138,6 +151,8 @@ impl Reason {
                 | Reason::Segmentation
                 | Reason::Denied
                 | Reason::NoMatchingRule
+                | Reason::SessionMismatch
+                | Reason::NotOwner
         )
     }
 }

@@ -10,7 +10,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version}
 use crate::decision::{Reason, ALLOWED};
 use crate::identity::agent_id::{peer_cert, thumbprint};
 use crate::ids::AgentId;
-use crate::pipeline::{decide, Caller, GivenAdmission, Permit, Refusal, RequestParts, Trace};
+use crate::pipeline::{
+    decide, Caller, GivenAdmission, GivenBody, Permit, Refusal, RequestParts, Trace,
+};
 use crate::snapshot::Snapshot;
 
 /// One request to explain.
@@ -209,14 +211,21 @@ pub async fn explain(snap: &Snapshot, req: &ExplainRequest) -> Result<Explanatio
         now_ms: req.unix_ms,
     };
     let mut admission = req.admission;
-    let decided = decide(snap, &caller, &mut admission, &parts).await;
+    // The body is judged exactly as serve judges it: on an agent-protocol route it is the message.
+    let mut body = GivenBody(req.body.clone().map(bytes::Bytes::from));
+    let decided = decide(snap, &caller, &mut admission, &parts, &mut body).await;
     Ok(describe(snap, &head, decided))
 }
 
 fn describe(snap: &Snapshot, head: &Head, decided: Result<Permit, Refusal>) -> Explanation {
     let (reason, shadow, detail, trace) = match &decided {
         Ok(p) => (p.shadowed(), p.shadowed().is_some(), None, p.trace()),
-        Err(r) => (Some(r.reason), false, r.detail.clone(), &r.trace),
+        Err(r) => (
+            Some(r.reason),
+            false,
+            r.detail.as_deref().map(String::from),
+            &r.trace,
+        ),
     };
     let path = match &decided {
         Ok(p) => p.target().target.path.clone(),
@@ -239,7 +248,10 @@ fn describe(snap: &Snapshot, head: &Head, decided: Result<Permit, Refusal>) -> E
             .upstream
             .and_then(|u| snap.upstream(u))
             .map(|u| u.name.to_string()),
-        rule: trace.rule.as_ref().map(|r| snap.rule_label(r)),
+        rule: match trace.pinned_tool() {
+            Some(tool) => Some(format!("pin/{tool}")),
+            None => trace.rule.as_ref().map(|r| snap.rule_label(r)),
+        },
         why: String::new(),
     };
     let target = format!("{} {path}", head.method);
@@ -271,7 +283,7 @@ fn why(snap: &Snapshot, ex: &Explanation, trace: &Trace, target: &str) -> String
             let mut w = format!(
                 "no allow rule of roles [{roles}] matches {target} on upstream {up} (default deny)"
             );
-            if let Some((r, unmet)) = trace.near_miss {
+            if let Some(&(r, unmet)) = trace.near_miss.as_deref() {
                 let _ = write!(
                     w,
                     "; closest: {} matches method and path but {}",
@@ -297,6 +309,30 @@ fn notes(snap: &Snapshot, trace: &Trace) -> Vec<String> {
     }
     if trace.binding_unchecked {
         notes.push("token valid; its certificate binding is not checked without --cert".into());
+    }
+    if let Some(rpc) = &trace.rpc {
+        let mut m = format!(
+            "message {}",
+            if rpc.method.is_empty() {
+                "(a response)"
+            } else {
+                &rpc.method
+            }
+        );
+        if let Some(t) = &rpc.target {
+            let _ = write!(m, " `{t}`");
+        }
+        let _ = write!(m, ", id {}", rpc.id.as_deref().unwrap_or("none"));
+        if let Some(a) = &rpc.args_sha256 {
+            let _ = write!(m, ", args_sha256 {a}");
+        }
+        notes.push(m);
+    }
+    if trace.rpc_state_not_evaluated {
+        notes.push(
+            "session binding, task ownership and tool pins depend on live state and are not evaluated here"
+                .into(),
+        );
     }
     if trace.admission_not_evaluated {
         notes.push(

@@ -23,6 +23,7 @@ pub mod authz;
 pub mod cluster;
 pub mod headers;
 pub mod identity;
+pub mod protocol;
 pub mod route;
 pub mod telemetry;
 pub mod tls;

@@ -22,6 +22,7 @@ fn demo_plays_the_scene_and_exits() {
         .replace("127.0.0.1:9901", "127.0.0.1:0")
         .replace("127.0.0.1:9001", &format!("127.0.0.1:{}", free_port()))
         .replace("127.0.0.1:9002", &format!("127.0.0.1:{}", free_port()))
+        .replace("127.0.0.1:9003", &format!("127.0.0.1:{}", free_port()))
         .replace("certs/", &format!("{}/", certs.display()))
         .replace(
             "logs/demo-audit.jsonl",
@@ -48,6 +49,9 @@ fn demo_plays_the_scene_and_exits() {
         "GET  /payroll/salaries          -> 403 refused  {\"error\":\"segmentation\"",
         "-> 403 refused  {\"error\":\"denied\"",
         "TLS handshake refused",
+        "POST /mcp tools/list            -> 200 allowed  sees tools [\"search_customers\", \"get_customer\"]",
+        "POST /mcp tools/call search_customers -> 200 allowed",
+        "POST /mcp tools/call delete_customer -> 403 refused  {\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32050,\"message\":\"denied\"",
         "quarantined by the anomaly engine",
         "warden_agent_quarantined{agent=\"spiffe://example.org/agent/rogue-bot\"} 1",
         "curl --cacert",

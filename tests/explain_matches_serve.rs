@@ -67,7 +67,7 @@ struct Fixture {
     log: std::path::PathBuf,
     key: SigningKey,
     certs: std::sync::Mutex<HashMap<String, AgentCert>>,
-    _upstreams: (Upstream, Upstream),
+    _upstreams: (Upstream, Upstream, support::mcp::McpServer),
     _dir: tempfile::TempDir,
 }
 
@@ -81,6 +81,7 @@ async fn fixture(mode: &str) -> Fixture {
     let log = dir.path().join("audit.jsonl");
     let inventory = upstream::start().await;
     let payroll = upstream::start().await;
+    let mcp = support::mcp::start().await;
     let top = format!(
         r#"  token:
     audience: warden
@@ -105,6 +106,7 @@ telemetry:
             "agents:\n",
             "agents:\n  - id: spiffe://example.org/agent/secure-bot\n    roles: [secure-agent]\n",
         );
+    let policy = support::mcp::with_agent_protocols(&policy, &mcp.url());
     let warden = start_warden(&pki, &config_yaml(&pki, &policy)).await;
     Fixture {
         pki,
@@ -112,9 +114,22 @@ telemetry:
         log,
         key,
         certs: Default::default(),
-        _upstreams: (inventory, payroll),
+        _upstreams: (inventory, payroll, mcp),
         _dir: dir,
     }
+}
+
+/// A JSON-RPC message POSTed to `path`.
+fn rpc(cert: Cert, path: &str, body: &str) -> Case {
+    case(cert, "POST", path)
+        .header("Content-Type", "application/json")
+        .body(body)
+}
+
+fn tool_call(name: &str, args: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}","arguments":{args}}}}}"#
+    )
 }
 
 impl Fixture {
@@ -434,6 +449,105 @@ async fn shadow_mode_is_explained_as_served() {
             "unknown_agent"
         ]
     );
+}
+
+#[tokio::test]
+async fn mcp_and_a2a_messages_are_explained_as_served() {
+    let f = fixture("enforce").await;
+    let sup = Cert::Agent("support-bot");
+    let worker = Cert::Agent("worker-a");
+    let inv = Cert::Agent("inventory-bot");
+    let cases = vec![
+        rpc(sup, "/mcp", &tool_call("search_customers", "{}")),
+        rpc(
+            sup,
+            "/mcp",
+            &tool_call("get_customer", r#"{"region":"us"}"#),
+        ),
+        rpc(
+            sup,
+            "/mcp",
+            &tool_call("get_customer", r#"{"region":"cn"}"#),
+        ),
+        rpc(sup, "/mcp", &tool_call("delete_customer", "{}")),
+        rpc(
+            sup,
+            "/mcp",
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        ),
+        rpc(sup, "/mcp", r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#),
+        rpc(
+            sup,
+            "/mcp",
+            r#"{"jsonrpc":"2.0","id":4,"method":"completion/complete","params":{}}"#,
+        ),
+        rpc(sup, "/mcp", &format!("[{}]", tool_call("search_x", "{}"))),
+        rpc(
+            sup,
+            "/mcp",
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"search_x","name":"delete_customer"}}"#,
+        ),
+        rpc(sup, "/mcp", r#"{"jsonrpc":"2.0","id":6}"#),
+        case(sup, "POST", "/mcp")
+            .header("Content-Type", "text/plain")
+            .body(&tool_call("search_x", "{}")),
+        case(sup, "PUT", "/mcp")
+            .header("Content-Type", "application/json")
+            .body(&tool_call("search_x", "{}")),
+        case(sup, "DELETE", "/mcp"),
+        rpc(inv, "/mcp", &tool_call("search_customers", "{}")),
+        rpc(
+            worker,
+            "/a2a",
+            r#"{"jsonrpc":"2.0","id":7,"method":"message/send","params":{"message":{"role":"user","parts":[],"messageId":"m"}}}"#,
+        ),
+        rpc(
+            worker,
+            "/a2a",
+            r#"{"jsonrpc":"2.0","id":8,"method":"tasks/cancel","params":{"id":"t"}}"#,
+        ),
+        rpc(
+            worker,
+            "/a2a",
+            r#"{"jsonrpc":"2.0","id":9,"method":"tasks/get","params":{"id":"t","taskId":"u"}}"#,
+        ),
+    ];
+    let reasons = f.compare(&cases, false).await;
+    assert_eq!(
+        reasons,
+        [
+            "ok",
+            "ok",
+            "no_matching_rule",
+            "denied",
+            "ok",
+            "ok",
+            "no_matching_rule",
+            "bad_request",
+            "bad_request",
+            "bad_request",
+            "bad_request",
+            "bad_request",
+            "ok",
+            "segmentation",
+            "ok",
+            "no_matching_rule",
+            "bad_request",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn mcp_in_shadow_mode_is_explained_as_served() {
+    let f = fixture("shadow").await;
+    let sup = Cert::Agent("support-bot");
+    let cases = vec![
+        rpc(sup, "/mcp", &tool_call("delete_customer", "{}")),
+        rpc(sup, "/mcp", &tool_call("export_all", "{}")),
+        rpc(sup, "/mcp", &format!("[{}]", tool_call("search_x", "{}"))),
+    ];
+    let reasons = f.compare(&cases, false).await;
+    assert_eq!(reasons, ["denied", "no_matching_rule", "bad_request"]);
 }
 
 /// splitmix64: generated requests, the same on every run.

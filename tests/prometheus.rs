@@ -235,6 +235,7 @@ fn dashboard_is_well_formed() {
 #[derive(Clone)]
 struct Fleet {
     inventory: AgentClient,
+    support: AgentClient,
     payroll: AgentClient,
     quarantined: AgentClient,
     no_cert: AgentClient,
@@ -244,6 +245,7 @@ impl Fleet {
     fn new(s: &Standard) -> Self {
         Fleet {
             inventory: s.client("inventory-bot"),
+            support: s.client("support-bot"),
             payroll: s.client("payroll-bot"),
             quarantined: s.client("staging-bot"),
             no_cert: AgentClient::with_config(
@@ -281,6 +283,34 @@ impl Fleet {
                 r.text()
             );
         }
+        // MCP: an allowed tool call and a denied one, for the tool-call panels.
+        for (tool, status, reason) in [
+            ("search_customers", 200, ""),
+            ("delete_customer", 403, "denied"),
+        ] {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+            );
+            let r = self
+                .support
+                .request(
+                    "POST",
+                    "/mcp",
+                    &[("content-type", "application/json")],
+                    &body,
+                )
+                .await;
+            let got = r.json()["error"]["data"]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            assert_eq!(
+                (r.status, got.as_str()),
+                (status, reason),
+                "{tool}: {}",
+                r.text()
+            );
+        }
         assert!(
             self.no_cert.handshake_refused().await,
             "a handshake without a client certificate was accepted"
@@ -313,7 +343,7 @@ async fn failed_reload(s: &Standard) {
 /// Every decision, a quarantine, a refused handshake, an upstream failure and both reload
 /// results: each metric and label the dashboard reads gets a series.
 async fn start_with_traffic() -> (Standard, Fleet) {
-    let s = Standard::start().await;
+    let s = Standard::start_with_mcp().await;
     let fleet = Fleet::new(&s);
     quarantine(&s, "staging-bot").await;
     fleet.round().await;

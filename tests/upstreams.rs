@@ -190,7 +190,11 @@ async fn https_upstreams_without_tls_ca_trust_the_system_store_and_tls_ca_alone_
 
     // A system bundle without the upstream's CA: the same upstream is not trusted.
     let other = bundle(&pki, "other-bundle.pem", &[&unrelated]);
-    let w = WardenProcess::spawn_env(&config, &[], &[("SSL_CERT_FILE", Some(other.to_str().unwrap()))]);
+    let w = WardenProcess::spawn_env(
+        &config,
+        &[],
+        &[("SSL_CERT_FILE", Some(other.to_str().unwrap()))],
+    );
     let c = AgentClient::new(&pki, &pki.agent("bot"), w.addr);
     let r = c.get("/system/items").await;
     assert_eq!(

@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/agents`, `/agents/{id}`,
-//! `POST|DELETE /agents/{id}/quarantine`, `POST /reload`. It never shares a port with agents; with
+//! `POST|DELETE /agents/{id}/quarantine`, `POST /reload`,
+//! `POST /upstreams/{name}/tools/{tool}/approve`. It never shares a port with agents; with
 //! `admin.token_file` every call but the two probes ([`probes`]) needs its bearer token. It has its
 //! own limits: `limits.header_read_timeout`, `limits.idle_timeout`, and at most
 //! [`MAX_ADMIN_CONNECTIONS`] connections.
@@ -175,6 +176,9 @@ pub async fn route(rt: &Arc<Runtime>, req: Request<Incoming>) -> AdminResp {
             }
         }
         (method, p) if p.starts_with("/agents/") => agent_route(rt, method, &p["/agents/".len()..]),
+        (method, p) if p.starts_with("/upstreams/") => {
+            tool_route(rt, method, &p["/upstreams/".len()..])
+        }
         _ => json_resp(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
     }
 }
@@ -222,6 +226,39 @@ fn agent_route(rt: &Arc<Runtime>, method: Method, rest: &str) -> AdminResp {
             json!({"error": "method_not_allowed"}),
         ),
     }
+}
+
+/// `POST /upstreams/{name}/tools/{tool}/approve`: pins the tool's current definition.
+fn tool_route(rt: &Arc<Runtime>, method: Method, rest: &str) -> AdminResp {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [upstream, "tools", tool, "approve"] = parts.as_slice() else {
+        return json_resp(StatusCode::NOT_FOUND, json!({"error": "not_found"}));
+    };
+    if method != Method::POST {
+        return json_resp(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error": "method_not_allowed"}),
+        );
+    }
+    let (upstream, tool) = (percent_decode(upstream), percent_decode(tool));
+    let snap = rt.config.snapshot();
+    let Some(id) = snap.upstream_index(&upstream) else {
+        return json_resp(StatusCode::NOT_FOUND, json!({"error": "unknown_upstream"}));
+    };
+    if snap.protocol.pin_mode(id) == crate::protocol::PinMode::Off {
+        return json_resp(
+            StatusCode::CONFLICT,
+            json!({"error": "pinning_off", "message": format!("upstreams.{upstream}.pin_tools is off")}),
+        );
+    }
+    if !rt.pins.approve(&upstream, &tool) {
+        return json_resp(StatusCode::NOT_FOUND, json!({"error": "unknown_tool"}));
+    }
+    tracing::info!(upstream, tool, "tool definition approved on the admin API");
+    json_resp(
+        StatusCode::OK,
+        json!({"upstream": upstream, "tool": tool, "approved": true}),
+    )
 }
 
 fn agent_json(rt: &Runtime, a: &AgentState) -> serde_json::Value {

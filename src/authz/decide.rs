@@ -43,6 +43,52 @@ pub enum AuthzDenial {
     NoMatchingRule(Option<(RuleRef, Unmet)>),
 }
 
+/// Every rule whose method, path and condition match a request, deny and allow, each in the
+/// order `authorize` tries them (the agent's roles in order, each role's rules in config order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub denies: Vec<RuleRef>,
+    pub allows: Vec<RuleRef>,
+}
+
+/// Segmentation, then the covering rules; the caller judges them (on an agent-protocol route,
+/// against the message).
+pub fn covering(
+    roles: &[CompiledRole],
+    agent: &AgentGrants,
+    upstream: UpstreamId,
+    req: &RequestFacts<'_>,
+) -> Result<Coverage, AuthzDenial> {
+    if !agent.upstreams.contains(upstream) {
+        return Err(AuthzDenial::Segmentation);
+    }
+    let check = |c: &Condition| c.check(req.source_ip, &req.moment, req.headers, &agent.labels);
+    let input = RuleInput {
+        upstream,
+        method: req.method,
+        path: req.path,
+        check_condition: &check,
+    };
+    let mut cov = Coverage::default();
+    for &id in &agent.roles {
+        let Some(role) = roles.get(id.index()) else {
+            continue;
+        };
+        let refs = |kind, found: Vec<u32>| {
+            found.into_iter().map(move |index| RuleRef {
+                role: id,
+                kind,
+                index,
+            })
+        };
+        cov.denies
+            .extend(refs(RuleKind::Deny, role.deny.all_matches(&input, true)));
+        cov.allows
+            .extend(refs(RuleKind::Allow, role.allow.all_matches(&input, false)));
+    }
+    Ok(cov)
+}
+
 /// Segmentation, deny rules, allow rules: the allow rule that permits, or why none does.
 pub fn authorize(
     roles: &[CompiledRole],

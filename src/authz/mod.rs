@@ -5,4 +5,4 @@ pub mod decide;
 pub mod rules;
 pub mod when;
 
-pub use decide::{authorize, AgentGrants, AuthzDenial, RequestFacts};
+pub use decide::{authorize, covering, AgentGrants, AuthzDenial, Coverage, RequestFacts};

@@ -289,6 +289,24 @@ impl RuleSet {
         }
     }
 
+    /// Every rule that matches, in config order (an agent-protocol route judges them all against
+    /// the message).
+    pub fn all_matches(&self, input: &RuleInput<'_>, case_insensitive: bool) -> Vec<u32> {
+        let Some(root) = self.buckets.get(input.upstream.index()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<u32> = root
+            .candidates(input.path, case_insensitive)
+            .lists()
+            .iter()
+            .flat_map(|l| l.iter().copied())
+            .filter(|&pos| matches!(self.verdict(pos, input), Verdict::Matches))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     fn verdict(&self, pos: u32, input: &RuleInput<'_>) -> Verdict {
         let Some(rule) = self.rules.get(pos as usize) else {
             return Verdict::Misses;

@@ -39,6 +39,11 @@ pub struct ConfigFile {
     pub telemetry: TelemetrySection,
     #[serde(default)]
     pub anomaly: AnomalySection,
+    /// Where live protocol state is kept across restarts (MCP session bindings, A2A task owners,
+    /// tool pins). Absent: the directory of `telemetry.audit_log` when that is a file, else
+    /// memory only.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub cluster: Option<ClusterSection>,
 }
@@ -145,6 +150,18 @@ pub struct UpstreamSection {
     /// Allow bodies on GET/HEAD/OPTIONS; such requests use a connection closed after them.
     #[serde(default)]
     pub bodies_on_get: bool,
+    /// Pin the definitions of the MCP tools this upstream lists (SPEC section 7).
+    #[serde(default)]
+    pub pin_tools: PinTools,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PinTools {
+    #[default]
+    Off,
+    Alert,
+    Enforce,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -169,6 +186,18 @@ pub struct RouteSection {
     #[serde(default)]
     pub path_prefix: Option<String>,
     pub upstream: String,
+    /// The agent protocol the route speaks: its JSON-RPC messages are read and judged.
+    #[serde(default)]
+    pub protocol: RouteProtocol,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteProtocol {
+    #[default]
+    Http,
+    Mcp,
+    A2a,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -195,6 +224,46 @@ pub struct RuleSection {
     pub paths: Vec<String>,
     #[serde(default)]
     pub when: Option<WhenSection>,
+    /// On `protocol: mcp` routes: the tools, resources, prompts and methods the rule names.
+    #[serde(default)]
+    pub mcp: Option<McpSection>,
+    /// On `protocol: a2a` routes: the JSON-RPC methods the rule names.
+    #[serde(default)]
+    pub a2a: Option<A2aSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct McpSection {
+    #[serde(default)]
+    pub tools: Vec<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub prompts: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// `tools/call` conditions: each named argument present and equal to one listed value.
+    #[serde(default)]
+    pub arguments: BTreeMap<String, Vec<ArgValueSection>>,
+}
+
+/// One listed argument value: a string (`*` globs), a number, a boolean or null.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ArgValueSection {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Null(()),
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct A2aSection {
+    #[serde(default)]
+    pub methods: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -8,6 +8,7 @@ mod agents;
 mod files;
 mod net;
 mod policy;
+mod protocol;
 
 use std::path::Path;
 
@@ -41,6 +42,7 @@ pub fn validate(cfg: &LoadedConfig) -> Vec<ConfigError> {
     net::check_upstreams(&mut r);
     policy::check_routes(&mut r);
     policy::check_roles(&mut r);
+    protocol::check(&mut r);
     agents::check_agents(&mut r);
     net::check_telemetry(&mut r);
     net::check_cluster(&mut r);

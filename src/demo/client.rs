@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Request;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -73,7 +73,24 @@ impl DemoAgent {
         }
     }
 
+    /// A JSON-RPC message POSTed to `path` on a new connection.
+    pub async fn post_json(&self, path: &str, body: &str) -> Outcome {
+        match self.try_send("POST", path, Some(body)).await {
+            Ok(o) => o,
+            Err(e) => Outcome::Refused(e),
+        }
+    }
+
     async fn try_call(&self, method: &str, path: &str) -> Result<Outcome, String> {
+        self.try_send(method, path, None).await
+    }
+
+    async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        json: Option<&str>,
+    ) -> Result<Outcome, String> {
         let tcp = TcpStream::connect(self.addr)
             .await
             .map_err(|e| e.to_string())?;
@@ -86,11 +103,17 @@ impl DemoAgent {
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("host", "localhost")
-            .body(Empty::<Bytes>::new())
+            .header("host", "localhost");
+        if json.is_some() {
+            req = req
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(json.unwrap_or("").to_string())))
             .map_err(|e| e.to_string())?;
         let resp = send.send_request(req).await.map_err(|e| refused(&e))?;
         let status = resp.status().as_u16();

@@ -3,6 +3,7 @@
 //! hand, and keeps serving until Ctrl-C (or exits with `--once`).
 
 pub mod client;
+pub mod mcp;
 pub mod scene;
 pub mod shadow;
 pub mod upstreams;
@@ -38,10 +39,11 @@ pub enum DemoError {
 }
 
 /// The demo's agents: (file name, agent id).
-pub const AGENTS: [(&str, &str); 3] = [
+pub const AGENTS: [(&str, &str); 4] = [
     ("inventory-bot", "spiffe://example.org/agent/inventory-bot"),
     ("payroll-bot", "spiffe://example.org/agent/payroll-bot"),
     ("rogue-bot", "spiffe://example.org/agent/rogue-bot"),
+    ("support-bot", "spiffe://example.org/agent/support-bot"),
 ];
 
 /// Makes the CA, server certificate, CRL and agent certificates unless they exist.
@@ -100,7 +102,7 @@ fn upstream_addr(
 
 /// Runs the demo.
 pub async fn run(config: &Path, dir: &Path, once: bool) -> Result<(), DemoError> {
-    println!("warden demo: a zero-trust proxy in front of two internal APIs\n");
+    println!("warden demo: a zero-trust proxy in front of two internal APIs and an MCP server\n");
     ensure_certs(dir)?;
     let loaded = load_and_validate(config).map_err(|errs| {
         DemoError::Config(
@@ -134,6 +136,14 @@ pub async fn run(config: &Path, dir: &Path, once: bool) -> Result<(), DemoError>
                 source,
             })?;
     }
+    let crm = upstream_addr(&loaded, "crm")?;
+    mcp::start(crm)
+        .await
+        .map_err(|source| DemoError::Upstream {
+            api: "crm",
+            addr: crm,
+            source,
+        })?;
     let running = start(
         config,
         StartOptions {

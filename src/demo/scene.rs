@@ -25,6 +25,11 @@ impl Env {
 }
 
 fn show(step: &str, who: &str, method: &str, path: &str, outcome: &Outcome) {
+    let path = if path.len() > 26 {
+        path.to_string()
+    } else {
+        format!("{path:<26}")
+    };
     let verdict = match outcome {
         Outcome::Response { status, body } if *status < 400 => {
             format!("{status} allowed  {}", shorten(body))
@@ -32,7 +37,7 @@ fn show(step: &str, who: &str, method: &str, path: &str, outcome: &Outcome) {
         Outcome::Response { status, body } => format!("{status} refused  {}", shorten(body)),
         Outcome::Refused(e) => format!("TLS handshake refused ({})", shorten(e)),
     };
-    println!("{step} {who:<14} {method:<4} {path:<26} -> {verdict}");
+    println!("{step} {who:<14} {method:<4} {path} -> {verdict}");
 }
 
 fn shorten(s: &str) -> String {
@@ -88,7 +93,53 @@ pub async fn play(env: &Env) -> Result<(), String> {
     }
     println!("     (2: payroll is outside inventory-agent's segment; 3: a deny rule; 4: POST needs x-purpose: restock)\n");
 
+    mcp(env).await?;
     rogue(env).await?;
+    Ok(())
+}
+
+/// An agent that speaks MCP: it sees only its own tools, calls one, and is refused another.
+async fn mcp(env: &Env) -> Result<(), String> {
+    let support = env.agent("support-bot")?;
+    println!(
+        "Agents that speak MCP: support-bot may search and read customers, never delete them."
+    );
+    let steps = [
+        (
+            "  7.",
+            "tools/list",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        ),
+        (
+            "  8.",
+            "tools/call search_customers",
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_customers","arguments":{"q":"acme"}}}"#,
+        ),
+        (
+            "  9.",
+            "tools/call delete_customer",
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_customer","arguments":{"id":7}}}"#,
+        ),
+    ];
+    for (step, what, body) in steps {
+        let outcome = support.post_json("/mcp", body).await;
+        let shown = match &outcome {
+            Outcome::Response { status: 200, body } if what == "tools/list" => {
+                let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+                let names: Vec<&str> = v["result"]["tools"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|t| t["name"].as_str()).collect())
+                    .unwrap_or_default();
+                Outcome::Response {
+                    status: 200,
+                    body: format!("sees tools {names:?}"),
+                }
+            }
+            _ => outcome,
+        };
+        show(step, "support-bot", "POST", &format!("/mcp {what}"), &shown);
+    }
+    println!("     (the server has four tools; warden lists two, and refuses the delete as a JSON-RPC error)\n");
     Ok(())
 }
 
@@ -108,7 +159,7 @@ async fn rogue(env: &Env) -> Result<(), String> {
         n += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("  7. rogue-bot      made {n} ordinary requests during its learning period");
+    println!(" 10. rogue-bot      made {n} ordinary requests during its learning period");
     let mut quarantined_after = None;
     for i in 0..60u32 {
         let path = format!(
@@ -120,7 +171,7 @@ async fn rogue(env: &Env) -> Result<(), String> {
         if let Outcome::Response { status: 403, body } = &outcome {
             if body.contains("quarantined") {
                 quarantined_after = Some(i + 1);
-                show("  8.", "rogue-bot", "GET", &path, &outcome);
+                show(" 11.", "rogue-bot", "GET", &path, &outcome);
                 break;
             }
         }
@@ -173,5 +224,6 @@ pub fn print_try_it(env: &Env) {
         println!("  curl http://{admin}/agents");
         println!("  curl -X DELETE http://{admin}/agents/spiffe://example.org/agent/rogue-bot/quarantine");
     }
+    println!("  curl --cacert {d}/ca.pem --cert {d}/support-bot.pem --key {d}/support-bot-key.pem -H 'content-type: application/json' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}' https://localhost:{}/mcp", a.port());
     println!("  cargo run --release -- explain --config config/demo.yaml --agent spiffe://example.org/agent/inventory-bot --method GET --url /payroll/salaries");
 }

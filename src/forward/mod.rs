@@ -5,6 +5,8 @@
 
 pub mod body;
 pub mod proxy;
+pub mod rpc;
 pub mod stall;
+mod stream;
 pub mod tunnel;
 pub mod websocket;

@@ -17,6 +17,7 @@ use hyper::upgrade::OnUpgrade;
 use thiserror::Error;
 
 use super::body::{AgentBody, AgentBodyWatch, AgentFault, FaultCell, UpstreamBody};
+use super::rpc::{follow, RpcForwarding};
 use super::stall::{reader_stalled, Progress, ProgressSet};
 use super::tunnel::TunnelEnds;
 use super::websocket;
@@ -28,13 +29,15 @@ use crate::upstream::{BoxError, ProxyBody, Upstream, UpstreamError};
 
 /// What the forwarder needs besides the permit: the request's circumstances, never its target.
 pub struct Forwarding<'a> {
-    pub snap: &'a Snapshot,
+    pub snap: &'a Arc<Snapshot>,
     pub request_id: &'a str,
     pub client_ip: IpAddr,
     /// Counts the agent's body bytes as they stream upstream.
     pub bytes_in: Arc<AtomicU64>,
     /// The connection's response bodies in progress: where this one publishes its progress.
     pub bodies: &'a ProgressSet,
+    /// On an agent-protocol route: the live state its answer is followed with.
+    pub rpc: Option<RpcForwarding>,
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -171,8 +174,9 @@ pub async fn forward(
         t.min(snap.limits.request_timeout)
     });
     // A WebSocket handshake is HTTP/1.1's: an HTTP/2 upstream gets a plain request.
+    // Agent-protocol routes carry JSON-RPC, never a tunnel.
     let ws_key = websocket::handshake_key(req.version(), req.method(), req.headers())
-        .filter(|_| !upstream.http2);
+        .filter(|_| !upstream.http2 && permit.protocol().is_none());
     let agent_upgrade = ws_key.is_some().then(|| hyper::upgrade::on(&mut req));
     let stall = snap.limits.body_stall_timeout;
     let watch = AgentBodyWatch {
@@ -180,6 +184,7 @@ pub async fn forward(
         fault: Arc::new(FaultCell::default()),
         progress: Arc::new(Progress::default()),
     };
+    let method = req.method().clone();
     let up = upstream_request(permit, &how, upstream, req, &watch, ws_key.is_some())?;
     let sent = tokio::select! {
         sent = upstream.send(up, limit) => sent,
@@ -204,7 +209,11 @@ pub async fn forward(
     };
     sanitize_response_headers(resp.headers_mut(), tunnel.is_some());
     let progress = how.bodies.track();
-    let response = resp.map(|b| UpstreamBody::new(b, stall, progress).boxed());
+    let mut response = resp.map(|b| UpstreamBody::new(b, stall, progress).boxed());
+    if let Some(rpc) = how.rpc.clone() {
+        // Answers on agent-protocol routes are followed: lists filtered, sessions and tasks bound.
+        response = follow(permit, how.snap, rpc, response, &method).await?;
+    }
     Ok(Forwarded { response, tunnel })
 }
 
@@ -224,9 +233,27 @@ fn upstream_request(
         .uri_for(&permit.target().target.path_and_query())
         .map_err(|e| UpstreamError::Unavailable(format!("bad upstream uri: {e}")))?;
     upstream_headers(&mut parts.headers, permit, how, websocket, upstream.http2);
-    let body = AgentBody::new(body, watch, limits.body_stall_timeout);
-    let max_body = usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX);
-    let body: ProxyBody = Limited::new(body, max_body).map_err(BoxError::from).boxed();
+    let body: ProxyBody = match permit.message().and_then(|m| m.bytes.clone()) {
+        // The message as judged: exactly these bytes go upstream.
+        Some(judged) => {
+            how.bytes_in
+                .fetch_add(judged.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(judged.len()));
+            full(judged)
+        }
+        None => {
+            let body = AgentBody::new(body, watch, limits.body_stall_timeout);
+            let max_body = usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX);
+            Limited::new(body, max_body).map_err(BoxError::from).boxed()
+        }
+    };
+    if permit.protocol().is_some() {
+        // Answers are read (lists filtered, tasks recorded): ask for them uncompressed.
+        parts.headers.remove(header::ACCEPT_ENCODING);
+    }
     let mut up = Request::new(body);
     *up.method_mut() = parts.method;
     *up.uri_mut() = uri;

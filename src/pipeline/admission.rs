@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::decision::Reason;
 use crate::ids::AgentId;
+use crate::protocol::{RpcState, ToolPins};
 use crate::snapshot::{AgentPolicy, Limits};
 
 /// What step 3 found.
@@ -26,6 +27,19 @@ pub trait Admission {
         limits: &Limits,
         now_ms: i64,
     ) -> AdmitOutcome;
+
+    /// The live agent-protocol state (session bindings, task owners, tool pins); `None` where it
+    /// is not evaluated (`explain`).
+    fn rpc(&self) -> Option<RpcLive<'_>> {
+        None
+    }
+}
+
+/// Live agent-protocol state, read by the message step.
+#[derive(Clone, Copy)]
+pub struct RpcLive<'a> {
+    pub state: &'a dyn RpcState,
+    pub pins: &'a ToolPins,
 }
 
 /// Admission state given from outside (`explain --quarantined`, tests), or not evaluated at all.

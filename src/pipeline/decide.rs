@@ -4,8 +4,10 @@ use http::{header, Method, Version};
 
 use super::admission::{Admission, AdmitOutcome};
 use super::caller::Caller;
+use super::message::{judge_message, Asker};
+use super::outcome::Judged;
 use super::outcome::{Permit, Refusal, Trace};
-use super::request::RequestParts;
+use super::request::{MessageBody, RequestParts};
 use crate::authz::{authorize, AuthzDenial, RequestFacts};
 use crate::clock::UtcMoment;
 use crate::decision::{Mode, Reason, RuleRef};
@@ -18,12 +20,45 @@ use crate::snapshot::{AgentPolicy, Snapshot};
 /// A refusal that shadow mode lets through, remembered until the decision ends.
 type Shadowed = Option<(Reason, Option<RuleRef>)>;
 
-/// Decides one request: `Ok(permit)` to forward, or the refusal.
-pub async fn decide<A: Admission>(
+/// Decides one request: `Ok(permit)` to forward, or the refusal. On an agent-protocol route the
+/// decision reads the message from `body` (only there, and only once the path is allowed).
+pub async fn decide<A: Admission, B: MessageBody>(
     snap: &Snapshot,
     caller: &Caller<'_>,
     admission: &mut A,
     req: &RequestParts<'_>,
+    body: &mut B,
+) -> Result<Permit, Refusal> {
+    decide_all(snap, caller, admission, req, body)
+        .await
+        .map_err(|mut refusal| {
+            if refusal.trace.route.is_none() {
+                // Refused before routing: a refusal on an agent-protocol route still answers in
+                // JSON-RPC, so the route is looked up for the answer's form alone.
+                refusal.trace.protocol = protocol_hint(snap, req);
+            }
+            refusal
+        })
+}
+
+/// The protocol of the route the request would take, for the form of an early refusal.
+fn protocol_hint(snap: &Snapshot, req: &RequestParts<'_>) -> Option<crate::protocol::Protocol> {
+    if !snap.protocol.any_route() {
+        return None;
+    }
+    let shaped = shape_request(req.version, req.uri, req.headers).ok()?;
+    let (route, _) = snap
+        .routes
+        .lookup(shaped.host.as_deref(), &shaped.target.path)?;
+    snap.protocol.route(route)
+}
+
+async fn decide_all<A: Admission, B: MessageBody>(
+    snap: &Snapshot,
+    caller: &Caller<'_>,
+    admission: &mut A,
+    req: &RequestParts<'_>,
+    body: &mut B,
 ) -> Result<Permit, Refusal> {
     let mut trace = Trace::default();
     let (agent, thumbprint) = match *caller {
@@ -49,20 +84,76 @@ pub async fn decide<A: Admission>(
             });
         }
     };
-    if let Err((reason, rule)) = rules(snap, policy, upstream, req, &shaped, &mut trace) {
-        if !shadow {
-            return Err(refuse_with(reason, trace, shaped));
+    let mut judged = None;
+    match snap.protocol.route(route) {
+        None => {
+            if let Err((reason, rule)) = rules(snap, policy, upstream, req, &shaped, &mut trace) {
+                if !shadow {
+                    return Err(refuse_with(reason, trace, shaped));
+                }
+                shadowed.get_or_insert((reason, rule));
+            }
         }
-        shadowed.get_or_insert((reason, rule));
+        Some(protocol) => {
+            trace.protocol = Some(protocol);
+            let who = Asker {
+                agent,
+                thumbprint,
+                policy,
+                upstream,
+                protocol,
+            };
+            match message_rules(snap, &who, req, body, admission, &shaped, &mut trace).await {
+                Ok((j, stop)) => {
+                    judged = Some(j);
+                    if let Some(stop) = stop {
+                        shadowed.get_or_insert(stop);
+                    }
+                }
+                Err((reason, why)) => {
+                    return Err(refuse_with(reason, trace, shaped).because(why));
+                }
+            }
+        }
     }
-    Ok(Permit::new(
-        agent.clone(),
-        route,
-        upstream,
-        shaped,
-        shadowed,
+    Ok(Permit::new(agent.clone(), route, upstream, shaped, shadowed, trace).with_message(judged))
+}
+
+/// Steps 5 and 6 on an agent-protocol route: the judged message, and in shadow mode the refusal
+/// enforce mode would have made; or the refusal.
+async fn message_rules<A: Admission, B: MessageBody>(
+    snap: &Snapshot,
+    who: &Asker<'_>,
+    req: &RequestParts<'_>,
+    body: &mut B,
+    admission: &mut A,
+    shaped: &Shaped,
+    trace: &mut Trace,
+) -> Result<(Judged, Shadowed), (Reason, String)> {
+    let facts = RequestFacts {
+        method: req.method,
+        path: &shaped.target.path,
+        headers: req.headers,
+        source_ip: req.source_ip,
+        moment: UtcMoment::from_unix_ms(req.now_ms),
+    };
+    let shadow = snap.mode == Mode::Shadow;
+    let mut stops = Vec::new();
+    let live = admission.rpc();
+    match judge_message(
+        snap,
+        who,
+        req,
+        &facts,
+        (body, live),
+        (shadow, &mut stops),
         trace,
-    ))
+    )
+    .await
+    {
+        Ok(judged) => Ok((judged, stops.first().map(|s| (s.reason, s.rule)))),
+        Err(stop) => Err((stop.reason, stop.why)),
+    }
 }
 
 /// Step 3: quarantine, rate, requests in flight. In shadow mode a refusal is remembered, not
@@ -138,7 +229,7 @@ fn rules(
         AuthzDenial::Segmentation => (Reason::Segmentation, None),
         AuthzDenial::Denied(rule) => (Reason::Denied, Some(rule)),
         AuthzDenial::NoMatchingRule(near) => {
-            trace.near_miss = near;
+            trace.near_miss = near.map(Box::new);
             (Reason::NoMatchingRule, None)
         }
     };

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! identity -> token -> admit (quarantine, rate, in flight) -> shape -> route -> segmentation
-//!          -> rules -> shadow
+//!          -> rules (on an MCP/A2A route: read the message, session, rules on the message,
+//!             task owner, tool pin) -> shadow
 //! ```
 //!
 //! Each step is a call into the layer that owns it; each refusal is a [`Refusal`] naming its
@@ -14,11 +15,12 @@
 mod admission;
 mod caller;
 mod decide;
+mod message;
 mod outcome;
 mod request;
 
-pub use admission::{Admission, AdmitOutcome, GivenAdmission};
+pub use admission::{Admission, AdmitOutcome, GivenAdmission, RpcLive};
 pub use caller::Caller;
 pub use decide::decide;
-pub use outcome::{Permit, Refusal, Trace};
-pub use request::RequestParts;
+pub use outcome::{Judged, Permit, Refusal, Trace};
+pub use request::{BodyError, GivenBody, MessageBody, RequestParts};

@@ -4,9 +4,13 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::authz::when::Unmet;
+use crate::authz::Coverage;
 use crate::decision::{Reason, RuleRef};
 use crate::ids::{AgentId, RouteId, UpstreamId};
+use crate::protocol::{Protocol, RpcSummary};
 use crate::route::shape::Shaped;
 
 /// What the decision found, step by step, as far as it went.
@@ -21,11 +25,38 @@ pub struct Trace {
     /// The rule that decided (`role/allow[N]` or `role/deny[N]`).
     pub rule: Option<RuleRef>,
     /// For `no_matching_rule`: the first rule that matched method and path but not its condition.
-    pub near_miss: Option<(RuleRef, Unmet)>,
+    pub near_miss: Option<Box<(RuleRef, Unmet)>>,
     /// Step 3 was not judged (`explain` without live state).
     pub admission_not_evaluated: bool,
     /// A valid token whose certificate binding could not be checked (`explain` without `--cert`).
     pub binding_unchecked: bool,
+    /// The agent protocol of the route, once routed.
+    pub protocol: Option<Protocol>,
+    /// The JSON-RPC message, once read.
+    pub rpc: Option<Box<RpcSummary>>,
+    /// The tool the message calls was refused because its definition changed since it was
+    /// pinned (rule `pin/<tool>`).
+    pub pinned: bool,
+    /// Session binding, task ownership and tool pins were not judged (`explain`).
+    pub rpc_state_not_evaluated: bool,
+}
+
+impl Trace {
+    /// The tool whose pin refused the request, if one did.
+    pub fn pinned_tool(&self) -> Option<&str> {
+        if !self.pinned {
+            return None;
+        }
+        self.rpc.as_ref().and_then(|r| r.target.as_deref())
+    }
+
+    /// The id of the JSON-RPC message as JSON text, `null` when it has none.
+    pub fn rpc_id(&self) -> &str {
+        self.rpc
+            .as_ref()
+            .and_then(|r| r.id.as_deref())
+            .unwrap_or("null")
+    }
 }
 
 /// A refused request: the reason (its status, JSON body, audit and metric label), and what was
@@ -36,7 +67,7 @@ pub struct Refusal {
     /// For `rate_limited`: when to retry (`Retry-After`).
     pub retry_after: Option<Duration>,
     /// Why, in words, for `explain` and debug logs; never sent to the agent.
-    pub detail: Option<String>,
+    pub detail: Option<Box<str>>,
     pub trace: Trace,
 }
 
@@ -51,7 +82,7 @@ impl Refusal {
     }
 
     pub(super) fn because(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.detail = Some(detail.into().into_boxed_str());
         self
     }
 
@@ -75,6 +106,18 @@ pub struct Permit {
     /// In shadow mode, the refusal that enforce mode would have made.
     shadowed: Option<(Reason, Option<RuleRef>)>,
     trace: Trace,
+    message: Option<Judged>,
+}
+
+/// What the message step judged, carried to the forwarder.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// The body as read and judged: exactly what is forwarded.
+    pub bytes: Option<Bytes>,
+    /// The rules that covered the request, to filter a list result by.
+    pub coverage: Coverage,
+    /// The certificate the caller presented (a session is bound to it).
+    pub thumbprint: Option<[u8; 32]>,
 }
 
 impl Permit {
@@ -94,7 +137,23 @@ impl Permit {
             shaped,
             shadowed,
             trace,
+            message: None,
         }
+    }
+
+    pub(super) fn with_message(mut self, message: Option<Judged>) -> Self {
+        self.message = message;
+        self
+    }
+
+    /// On an agent-protocol route: the judged message and what judged it.
+    pub fn message(&self) -> Option<&Judged> {
+        self.message.as_ref()
+    }
+
+    /// The agent protocol of the route, if any.
+    pub fn protocol(&self) -> Option<Protocol> {
+        self.trace.protocol
     }
 
     /// The agent it was granted to: the identity warden tells the upstream.

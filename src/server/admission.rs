@@ -8,7 +8,7 @@ use super::runtime::Runtime;
 use crate::admit::InFlightSlot;
 use crate::decision::Reason;
 use crate::ids::AgentId;
-use crate::pipeline::{Admission, AdmitOutcome};
+use crate::pipeline::{Admission, AdmitOutcome, RpcLive};
 use crate::snapshot::{AgentPolicy, Limits};
 
 pub struct LiveAdmission<'a> {
@@ -65,5 +65,12 @@ impl Admission for LiveAdmission<'_> {
             }
             None => AdmitOutcome::Refused(Reason::ConcurrencyLimited, None),
         }
+    }
+
+    fn rpc(&self) -> Option<RpcLive<'_>> {
+        Some(RpcLive {
+            state: &*self.rt.rpc_state,
+            pins: &self.rt.pins,
+        })
     }
 }

@@ -32,7 +32,9 @@ pub fn status_code(reason: Reason) -> u8 {
         | Reason::Quarantined
         | Reason::Segmentation
         | Reason::Denied
-        | Reason::NoMatchingRule => 7, // PERMISSION_DENIED
+        | Reason::NoMatchingRule
+        | Reason::SessionMismatch
+        | Reason::NotOwner => 7, // PERMISSION_DENIED
         Reason::TokenMissing | Reason::TokenInvalid | Reason::TokenNotBound => 16, // UNAUTHENTICATED
         Reason::RateLimited
         | Reason::ConcurrencyLimited

@@ -14,6 +14,7 @@ pub mod handshake;
 pub mod ids;
 pub mod io;
 pub mod listener;
+pub mod message;
 pub mod record;
 pub mod runtime;
 pub mod service;

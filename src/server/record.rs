@@ -20,6 +20,7 @@ use crate::forward::body::OnEnd;
 use crate::identity::agent_id::PeerCert;
 use crate::ids::{AgentId, RouteId, UpstreamId};
 use crate::pipeline::{Permit, Refusal, Trace};
+use crate::protocol::{Protocol, RpcSummary};
 use crate::snapshot::Snapshot;
 use crate::telemetry::audit::{AuditDecision, AuditRecord, RecordKind, TryRecordError};
 use crate::telemetry::metrics::Metrics;
@@ -59,6 +60,21 @@ pub struct RequestRecord {
     pub signals: Vec<Cow<'static, str>>,
     /// The agent's in-flight slot, freed when the request ends.
     pub in_flight: Option<InFlightSlot>,
+    /// The agent protocol of the route (MCP, A2A), if any.
+    pub protocol: Option<Protocol>,
+    /// The JSON-RPC message judged, on an agent-protocol route.
+    pub rpc: Option<Box<RpcSummary>>,
+    /// A tool refused because its definition changed since it was pinned.
+    pub pinned_tool: Option<Box<str>>,
+    /// What the answer showed: set while its body streams.
+    pub rpc_seen: Arc<RpcSeen>,
+}
+
+/// What an agent-protocol answer showed, noted while its body streams.
+#[derive(Debug, Default)]
+pub struct RpcSeen {
+    /// A listed tool's definition differs from its pin (the `tool_changed` signal).
+    pub tool_changed: std::sync::atomic::AtomicBool,
 }
 
 impl RequestRecord {
@@ -118,6 +134,10 @@ impl RequestRecord {
             anomaly_updated: false,
             signals: Vec::new(),
             in_flight: None,
+            protocol: None,
+            rpc: None,
+            pinned_tool: None,
+            rpc_seen: Arc::default(),
             rt: rt.clone(),
             snap: snap.clone(),
         }
@@ -131,6 +151,9 @@ impl RequestRecord {
         self.route = trace.route;
         self.upstream = trace.upstream;
         self.rule = trace.rule;
+        self.protocol = trace.protocol;
+        self.rpc.clone_from(&trace.rpc);
+        self.pinned_tool = trace.pinned_tool().map(Into::into);
         if let Some(shaped) = &trace.shaped {
             self.host.clone_from(&shaped.host);
             self.path.clone_from(&shaped.target.path);
@@ -168,9 +191,26 @@ impl RequestRecord {
             .unwrap_or("")
     }
 
-    /// `role/allow[N]`, when a rule decided.
+    /// `role/allow[N]` when a rule decided, `pin/<tool>` when a tool pin did.
     pub fn rule_label(&self) -> Option<String> {
+        if let Some(tool) = &self.pinned_tool {
+            return Some(format!("pin/{tool}"));
+        }
         self.rule.as_ref().map(|r| self.snap.rule_label(r))
+    }
+
+    /// What the anomaly engine's MCP signals read: the JSON-RPC method and the tool, resource or
+    /// prompt it names (task ids are not targets: they are new for every task).
+    pub fn rpc_observed(&self) -> (Option<&str>, Option<&str>) {
+        let Some(rpc) = &self.rpc else {
+            return (None, None);
+        };
+        let target = match &*rpc.method {
+            "tools/call" | "resources/read" | "prompts/get" => rpc.target.as_deref(),
+            _ => None,
+        };
+        let method = (!rpc.method.is_empty()).then_some(&*rpc.method);
+        (method, target)
     }
 }
 
@@ -218,9 +258,22 @@ impl RequestRecord {
             bytes_in,
             bytes_out,
             anomaly_score: self.anomaly_score,
-            signals: self.signals.clone(),
+            signals: self.audit_signals(),
             close_reason: None,
+            rpc_method: self.rpc.as_ref().map(|r| r.method.clone()),
+            rpc_target: self.rpc.as_ref().and_then(|r| r.target.clone()),
+            rpc_id: self.rpc.as_ref().and_then(|r| r.id.clone()),
+            args_sha256: self.rpc.as_ref().and_then(|r| r.args_sha256.clone()),
         }
+    }
+
+    /// The anomaly engine's signals, and `tool_changed` when a listed tool left its pin.
+    fn audit_signals(&self) -> Vec<Cow<'static, str>> {
+        let mut signals = self.signals.clone();
+        if self.rpc_seen.tool_changed.load(Ordering::Relaxed) {
+            signals.push(Cow::Borrowed("tool_changed"));
+        }
+        signals
     }
 }
 
@@ -334,6 +387,19 @@ impl RequestRecord {
                     .inc();
             }
         }
+        if let (Some(_), Some(rpc)) = (self.protocol, &self.rpc) {
+            let agent = self.agent.as_ref().map_or("", |a| a.metric_label.as_ref());
+            let target = self.rpc_observed().1.map(|t| m.target_label(t));
+            m.mcp_calls
+                .with_label_values(&[
+                    agent,
+                    upstream,
+                    Metrics::rpc_method_label(&rpc.method),
+                    target.as_deref().unwrap_or(""),
+                    self.verdict.as_str(),
+                ])
+                .inc();
+        }
         m.request_duration
             .with_label_values(&[upstream, self.verdict.as_str()])
             .observe(elapsed.as_secs_f64());
@@ -374,6 +440,8 @@ impl OnEnd for RequestRecord {
             path = %self.path,
             upstream = self.upstream_name(),
             rule = self.rule_label().as_deref().unwrap_or(""),
+            rpc_method = self.rpc.as_ref().map_or("", |r| &*r.method),
+            rpc_target = self.rpc.as_ref().and_then(|r| r.target.as_deref()).unwrap_or(""),
             decision = self.verdict.as_str(),
             reason = self.reason_str(),
             status = self.status,

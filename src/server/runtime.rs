@@ -6,6 +6,8 @@ use crate::agents::{AgentRegistry, AgentState, ChannelRegistry, CloseReason};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, Event, LocalAgents};
 use crate::ids::AgentId;
+use crate::protocol::state::MAX_ENTRIES;
+use crate::protocol::{LocalRpcState, RpcState, ToolPins};
 use crate::snapshot::ConfigHandle;
 use crate::telemetry::audit::AuditLog;
 use crate::telemetry::metrics::Metrics;
@@ -27,6 +29,10 @@ pub struct Runtime {
     pub epoch: tokio::time::Instant,
     /// What `/readyz` answers; starts held for `starting`.
     pub readiness: Arc<Readiness>,
+    /// MCP session bindings and A2A task owners.
+    pub rpc_state: Arc<dyn RpcState>,
+    /// Pinned MCP tool definitions.
+    pub pins: Arc<ToolPins>,
     /// The shared state of a fleet, when `cluster` is configured.
     pub cluster: OnceLock<Arc<Cluster>>,
 }
@@ -37,6 +43,35 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// Session bindings, task owners and tool pins, kept in the state directory when there is one.
+fn protocol_state(config: &ConfigHandle) -> (Arc<dyn RpcState>, Arc<ToolPins>) {
+    let snap = config.snapshot();
+    let Some(dir) = snap.protocol.state_dir.as_deref() else {
+        if snap.protocol.any_route() {
+            tracing::warn!("no state_dir (nor audit log file): MCP session bindings, A2A task owners and tool pins do not survive a restart");
+        }
+        return (
+            Arc::new(LocalRpcState::in_memory(MAX_ENTRIES)),
+            Arc::new(ToolPins::in_memory(MAX_ENTRIES)),
+        );
+    };
+    let state: Arc<dyn RpcState> = match LocalRpcState::persistent(dir, MAX_ENTRIES) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), "cannot keep protocol state, memory only: {e}");
+            Arc::new(LocalRpcState::in_memory(MAX_ENTRIES))
+        }
+    };
+    let pins = match ToolPins::persistent(dir, MAX_ENTRIES) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), "cannot keep tool pins, memory only: {e}");
+            Arc::new(ToolPins::in_memory(MAX_ENTRIES))
+        }
+    };
+    (state, pins)
+}
+
 impl Runtime {
     pub fn new(
         config: Arc<ConfigHandle>,
@@ -44,7 +79,10 @@ impl Runtime {
         clock: Clock,
         audit: Option<AuditLog>,
     ) -> Self {
+        let (rpc_state, pins) = protocol_state(&config);
         Runtime {
+            rpc_state,
+            pins,
             config,
             metrics,
             agents: AgentRegistry::new(100_000),

@@ -13,12 +13,14 @@ use tokio::time::Instant;
 use super::admission::LiveAdmission;
 use super::conn_info::ConnInfo;
 use super::grpc;
+use super::message::IncomingMessage;
 use super::record::RequestRecord;
 use super::runtime::Runtime;
 use super::supervise::RequestHead;
 use crate::decision::{Reason, Verdict};
 use crate::forward::body::Recorded;
 use crate::forward::proxy::{empty, forward, full, Forwarded, Forwarding};
+use crate::forward::rpc::RpcForwarding;
 use crate::forward::websocket::handshake_key;
 use crate::pipeline::{decide, Caller, Permit, Refusal, RequestParts};
 use crate::snapshot::Snapshot;
@@ -40,8 +42,12 @@ pub async fn handle(
     let snap = rt.config.snapshot();
     let mut rec = Box::new(RequestRecord::new(&rt, &snap, &conn, &req));
     let grpc = grpc::is_grpc(req.headers());
-    match decide_request(&rt, &snap, &conn, &req, &mut rec).await {
-        Ok(permit) => Ok(forward_permitted(&rt, &snap, &conn, rec, permit, req, grpc).await),
+    let (parts, mut body) = req.into_parts();
+    match decide_request(&rt, &snap, &conn, (&parts, &mut body), &mut rec).await {
+        Ok(permit) => {
+            let req = Request::from_parts(parts, body);
+            Ok(forward_permitted(&rt, &snap, &conn, rec, permit, req, grpc).await)
+        }
         Err(refusal) => Ok(refuse(rec, refusal, grpc)),
     }
 }
@@ -51,7 +57,7 @@ async fn decide_request(
     rt: &Arc<Runtime>,
     snap: &Snapshot,
     conn: &ConnInfo,
-    req: &Request<Incoming>,
+    (req, body): (&http::request::Parts, &mut Incoming),
     rec: &mut RequestRecord,
 ) -> Result<Permit, Refusal> {
     let identity = conn.identity(&snap.trust_domain);
@@ -71,16 +77,17 @@ async fn decide_request(
         }
     };
     let parts = RequestParts {
-        method: req.method(),
-        uri: req.uri(),
-        version: req.version(),
-        headers: req.headers(),
-        has_body: !req.body().is_end_stream(),
+        method: &req.method,
+        uri: &req.uri,
+        version: req.version,
+        headers: &req.headers,
+        has_body: !body.is_end_stream(),
         source_ip: conn.peer.ip(),
         now_ms: rec.started_ms,
     };
     let mut admission = LiveAdmission::new(rt, conn);
-    let decided = decide(snap, &caller, &mut admission, &parts).await;
+    let mut message = IncomingMessage::new(body, snap.limits.body_stall_timeout);
+    let decided = decide(snap, &caller, &mut admission, &parts, &mut message).await;
     // Held until the response ends: a streaming answer is a request in flight.
     rec.in_flight = admission.into_slot();
     if let (Some(id), Some(_)) = (&rec.agent_id, decided_agent(&decided)) {
@@ -93,7 +100,7 @@ async fn decide_request(
 /// a WebSocket handshake both sides made properly opens a tunnel.
 async fn forward_permitted(
     rt: &Arc<Runtime>,
-    snap: &Snapshot,
+    snap: &Arc<Snapshot>,
     conn: &Arc<ConnInfo>,
     mut rec: Box<RequestRecord>,
     permit: Permit,
@@ -112,6 +119,7 @@ async fn forward_permitted(
         client_ip: conn.peer.ip(),
         bytes_in: rec.bytes_in.clone(),
         bodies: &conn.bodies,
+        rpc: rpc_runtime(rt, &rec),
     };
     let sent = Instant::now();
     match forward(&permit, how, req).await {
@@ -168,6 +176,31 @@ pub fn refuse(mut rec: Box<RequestRecord>, refusal: Refusal, grpc: bool) -> Resp
     refusal_response(rec, reason, refusal.retry_after)
 }
 
+/// What the forwarder needs to follow an agent-protocol answer: the live state it writes, the
+/// agent's quarantine it watches, where it notes what it saw.
+fn rpc_runtime(rt: &Arc<Runtime>, rec: &RequestRecord) -> Option<RpcForwarding> {
+    rec.protocol?;
+    let agent = rec.agent.clone();
+    let clock = rt.clock.clone();
+    Some(RpcForwarding {
+        state: rt.rpc_state.clone(),
+        pins: rt.pins.clone(),
+        metrics: rt.metrics.clone(),
+        still_admitted: Arc::new(move || {
+            agent
+                .as_ref()
+                .is_none_or(|a| !a.is_quarantined(clock.now_unix_ms()))
+        }),
+        tool_changed: Arc::new({
+            let seen = rec.rpc_seen.clone();
+            move || {
+                seen.tool_changed
+                    .store(true, std::sync::atomic::Ordering::Relaxed)
+            }
+        }),
+    })
+}
+
 /// The response for a refusal already recorded in `rec`.
 pub fn refusal_response(
     rec: Box<RequestRecord>,
@@ -175,11 +208,23 @@ pub fn refusal_response(
     retry_after: Option<Duration>,
 ) -> Resp {
     let status = reason.status();
-    let body = format!(
-        r#"{{"error":"{}","request_id":"{}"}}"#,
-        reason.as_str(),
-        rec.request_id
-    );
+    let body = match rec.protocol {
+        // On an agent-protocol route the refusal is a JSON-RPC error the client can read.
+        Some(_) => format!(
+            r#"{{"jsonrpc":"2.0","id":{},"error":{{"code":-32050,"message":"{r}","data":{{"reason":"{r}","request_id":"{}"}}}}}}"#,
+            rec.rpc
+                .as_ref()
+                .and_then(|m| m.id.as_deref())
+                .unwrap_or("null"),
+            rec.request_id,
+            r = reason.as_str(),
+        ),
+        None => format!(
+            r#"{{"error":"{}","request_id":"{}"}}"#,
+            reason.as_str(),
+            rec.request_id
+        ),
+    };
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -202,4 +247,12 @@ pub fn refusal_response(
     }
     debug_assert!(rec.verdict == Verdict::Deny);
     resp.map(|b| Recorded::new(b, rec))
+}
+
+/// The request future must be `Send` (hyper spawns it): checked when the tests build.
+#[cfg(test)]
+#[allow(dead_code)]
+fn assert_send(rt: Arc<Runtime>, conn: Arc<ConnInfo>, req: Request<Incoming>) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(handle(rt, conn, req));
 }

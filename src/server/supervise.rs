@@ -13,7 +13,7 @@ use super::runtime::Runtime;
 use crate::agents::channels::Check;
 use crate::agents::{CloseReason, Revalidate};
 use crate::clock::Clock;
-use crate::pipeline::{decide, Caller, GivenAdmission, RequestParts};
+use crate::pipeline::{decide, Caller, GivenAdmission, GivenBody, RequestParts};
 use crate::snapshot::ConfigHandle;
 
 /// Re-checks the channels after each successful reload, until shutdown.
@@ -109,7 +109,9 @@ impl TunnelCheck {
             rate_limited: Some(false),
             concurrency_limited: Some(false),
         };
-        match decide(&snap, &caller, &mut admission, &parts).await {
+        // Tunnels never open on agent-protocol routes, so there is no message to judge.
+        let mut body = GivenBody(None);
+        match decide(&snap, &caller, &mut admission, &parts, &mut body).await {
             // In shadow mode a permit comes back even where the rules refuse: shadow never
             // enforces, on tunnels either.
             Ok(permit) => {

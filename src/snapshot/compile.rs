@@ -78,6 +78,8 @@ pub struct Snapshot {
     pub telemetry: TelemetrySettings,
     pub anomaly: AnomalySettings,
     pub tls: Arc<TlsState>,
+    /// MCP and A2A: protocol routes, the `mcp`/`a2a` parts of rules, tool pinning, state.
+    pub protocol: super::protocol::ProtocolPolicy,
     /// Every file the config names besides itself: a change of any of them reloads.
     pub watched_files: Vec<PathBuf>,
     /// The server certificate, client CAs and CRLs whose dates the expiry metric shows.
@@ -435,6 +437,13 @@ pub fn compile_measured(
         return Err(errors);
     }
 
+    let protocol = super::protocol::ProtocolPolicy::compile(
+        f,
+        &upstreams
+            .iter()
+            .map(|u| u.name.as_ref())
+            .collect::<Vec<_>>(),
+    );
     Ok(Snapshot {
         generation,
         source: cfg.path.clone(),
@@ -459,6 +468,7 @@ pub fn compile_measured(
         },
         anomaly: anomaly_settings(&f.anomaly),
         tls,
+        protocol,
         watched_files,
         expiry_files: expiry_files(f.tls.as_ref()),
         cluster: f.cluster.as_ref().map(|c| ClusterSettings {

@@ -4,6 +4,7 @@
 
 pub mod compile;
 mod limits;
+pub mod protocol;
 pub mod reload;
 
 pub use compile::{compile, AgentPolicy, Snapshot, TelemetrySettings};

@@ -21,7 +21,7 @@ upstreams:
 routes:
   - { path_prefix: /inventory, upstream: inventory }
   - { path_prefix: /payroll, upstream: payroll }
-  - { path_prefix: /, upstream: crm }
+  - { path_prefix: /, upstream: crm, protocol: mcp }
 roles:
   # broad: everything on inventory
   inventory-agent:
@@ -325,15 +325,8 @@ fn mcp_tools_are_learned_from_rpc_records() {
         "{}",
         s.text
     );
-    // Until rules read MCP (`mcp:` in the schema), the output cannot pass check, and says why.
-    assert!(
-        s.problems.is_empty()
-            || s.problems
-                .iter()
-                .all(|p| p.message.contains("unknown field `mcp`")),
-        "{:?}",
-        s.problems
-    );
+    // The rules read MCP: the suggested config passes check.
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
 }
 
 #[test]

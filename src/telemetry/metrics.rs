@@ -44,7 +44,12 @@ pub struct Metrics {
     /// denominator of the pool-saturation alert; set by the upstream pools.
     pub upstream_max_connections: IntGaugeVec,
     pub pending_handshakes: IntGauge,
+    /// MCP and A2A messages judged: agent, upstream, method, target, decision.
+    pub mcp_calls: IntCounterVec,
+    /// Tool definitions seen changed since they were pinned, by upstream.
+    pub mcp_tool_changes: IntCounterVec,
     series_agents: DashSet<Arc<str>>,
+    series_targets: DashSet<Arc<str>>,
     series_count: AtomicUsize,
     max_agent_series: AtomicUsize,
 }
@@ -208,6 +213,18 @@ impl Metrics {
             "Agent-listener sockets in their TLS handshake (limits.max_pending_handshakes).",
         )?;
         r.register(Box::new(pending_handshakes.clone()))?;
+        let mcp_calls = counter_vec(
+            &r,
+            "warden_mcp_calls_total",
+            "MCP and A2A messages judged, by agent, upstream, JSON-RPC method, target (tool, resource or prompt; bounded) and decision.",
+            &["agent", "upstream", "method", "target", "decision"],
+        )?;
+        let mcp_tool_changes = counter_vec(
+            &r,
+            "warden_mcp_tool_changes_total",
+            "Tool definitions listed by an upstream that differ from their pin, by upstream.",
+            &["upstream"],
+        )?;
         // Series that exist from the start, so dashboards and alerts see zeros, not gaps.
         for result in ["ok", "error"] {
             config_reloads.with_label_values(&[result]);
@@ -230,7 +247,10 @@ impl Metrics {
             upstream_connections,
             upstream_max_connections,
             pending_handshakes,
+            mcp_calls,
+            mcp_tool_changes,
             series_agents: DashSet::new(),
+            series_targets: DashSet::new(),
             series_count: AtomicUsize::new(0),
             max_agent_series: AtomicUsize::new(max_agent_series.max(1)),
         })
@@ -267,6 +287,33 @@ impl Metrics {
             self.series_count.fetch_sub(1, Ordering::Relaxed);
         }
         id
+    }
+
+    /// The `target` label of an MCP call: the name while fewer than `telemetry.max_agent_series`
+    /// distinct targets have been labelled, else `__other__` (an agent may name anything).
+    pub fn target_label(&self, target: &str) -> Arc<str> {
+        if let Some(t) = self.series_targets.get(target) {
+            return t.clone();
+        }
+        if self.series_targets.len() >= self.max_agent_series.load(Ordering::Relaxed) {
+            return OTHER_AGENT.into();
+        }
+        let t: Arc<str> = target.into();
+        self.series_targets.insert(t.clone());
+        t
+    }
+
+    /// The `method` label of a JSON-RPC message: a method of MCP or A2A, else `__other__`.
+    pub fn rpc_method_label(method: &str) -> &str {
+        let known = crate::protocol::message::MCP_METHODS.contains(&method)
+            || crate::protocol::message::A2A_METHODS.contains(&method)
+            || method.starts_with("notifications/")
+            || method.is_empty();
+        if known {
+            method
+        } else {
+            OTHER_AGENT
+        }
     }
 
     /// The handles of one agent's series, resolved once so that recording a request touches

@@ -98,6 +98,8 @@ pub struct Standard {
     pub warden: TestWarden,
     pub inventory: Upstream,
     pub payroll: Upstream,
+    /// The JSON-RPC server behind `/mcp` and `/a2a`, when started with them.
+    pub mcp: Option<super::mcp::McpServer>,
 }
 
 impl Standard {
@@ -117,6 +119,26 @@ impl Standard {
             warden,
             inventory,
             payroll,
+            mcp: None,
+        }
+    }
+
+    /// The standard policy plus an MCP route (`/mcp`, role `support`, agent `support-bot`) and an
+    /// A2A route (`/a2a`, role `worker`, agent `worker-a`) to a JSON-RPC test server.
+    pub async fn start_with_mcp() -> Self {
+        let pki = TestPki::new();
+        let inventory = upstream::start().await;
+        let payroll = upstream::start().await;
+        let mcp = super::mcp::start().await;
+        let policy = standard_policy(&inventory.url(), &payroll.url(), dead_addr(), "");
+        let policy = super::mcp::with_agent_protocols(&policy, &mcp.url());
+        let warden = start_warden(&pki, &config_yaml(&pki, &policy)).await;
+        Standard {
+            pki,
+            warden,
+            inventory,
+            payroll,
+            mcp: Some(mcp),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod gate;
 pub mod h2wire;
 pub mod jwks;
 pub mod keepalive;
+pub mod mcp;
 pub mod pki;
 pub mod redis;
 pub mod upstream;

@@ -53,6 +53,10 @@ impl Recorder {
         self.seen.lock().unwrap().len()
     }
 
+    pub fn push(&self, seen: Seen) {
+        self.seen.lock().unwrap().push(seen);
+    }
+
     pub fn clear(&self) {
         self.seen.lock().unwrap().clear();
     }

@@ -264,3 +264,24 @@ fn control_characters_do_not_reach_messages() {
     let e = error("mode: \"\\u001b[31m\"\n");
     assert!(!e.message.chars().any(char::is_control), "{e}");
 }
+
+#[test]
+fn agent_protocol_keys_are_checked_like_every_other() {
+    let e = error("roles:\n  r:\n    allow:\n      - mcp: { tool: [a] }\n");
+    assert_at(
+        &e,
+        "roles.r.allow[0].mcp.tool",
+        4,
+        16,
+        "unknown key \"tool\"; did you mean \"tools\"?",
+    );
+    let e = error("roles:\n  r:\n    deny:\n      - a2a:\n          method: [x]\n");
+    assert_eq!(e.key_path, "roles.r.deny[0].a2a.method", "{e}");
+    assert!(e.message.contains("did you mean \"methods\"?"), "{e}");
+    let e = error("routes:\n  - upstream: u\n    protocol: mpc\n");
+    assert_eq!(e.key_path, "routes[0].protocol", "{e}");
+    assert!(e.message.contains("did you mean \"mcp\"?"), "{e}");
+    let e = error("upstreams:\n  u:\n    url: http://x\n    pin_tools: enforced\n");
+    assert_eq!(e.key_path, "upstreams.u.pin_tools", "{e}");
+    assert!(e.message.contains("did you mean \"enforce\"?"), "{e}");
+}

@@ -801,3 +801,5 @@ fn strip_headers_are_header_names() {
         "not a valid header name",
     );
 }
+
+mod protocol;

@@ -49,7 +49,9 @@ impl HttpsClient {
         let host = uri.host().ok_or("jwks_url has no host")?.to_string();
         let port = uri.port_u16().unwrap_or(443);
         let name = rustls::pki_types::ServerName::try_from(
-            host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
         )
         .map_err(|e| format!("{host}: {e}"))?;
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))

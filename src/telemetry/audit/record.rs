@@ -72,6 +72,16 @@ pub struct AuditRecord {
     /// request records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close_reason: Option<&'static str>,
+    /// On MCP and A2A routes: the JSON-RPC method, the tool, resource, prompt or task it names,
+    /// its id (as JSON text) and the SHA-256 of its canonical arguments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_method: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_target: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_id: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args_sha256: Option<Box<str>>,
 }
 
 impl AuditRecord {
@@ -104,6 +114,10 @@ impl AuditRecord {
             anomaly_score: 0.0,
             signals: Vec::new(),
             close_reason: None,
+            rpc_method: None,
+            rpc_target: None,
+            rpc_id: None,
+            args_sha256: None,
         }
     }
 }

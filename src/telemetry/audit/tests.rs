@@ -34,6 +34,10 @@ fn sample(i: usize) -> AuditRecord {
         anomaly_score: 0.1,
         signals: vec!["new_path_shape".into()],
         close_reason: None,
+        rpc_method: None,
+        rpc_target: None,
+        rpc_id: None,
+        args_sha256: None,
     }
 }
 
