@@ -36,6 +36,7 @@ const MEASURED: usize = 2_000;
 struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// Set on the test's own threads (client, upstream, harness), whose allocations are not
@@ -54,6 +55,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if counted() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         }
         unsafe { System.alloc(layout) }
     }
@@ -61,6 +63,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if counted() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         }
         unsafe { System.alloc_zeroed(layout) }
     }
@@ -68,6 +71,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if counted() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
         }
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -84,25 +88,30 @@ fn mark_not_counted() {
     NOT_COUNTED.with(|c| c.set(true));
 }
 
-/// Allocations per request over `MEASURED` requests on one keep-alive connection, after
+/// Allocations and bytes allocated per request over `MEASURED` requests on one keep-alive connection, after
 /// `WARM_UP` requests that fill pools, per-agent state and lazily built tables.
 async fn per_request(
     conn: &mut KeepAlive,
     path: &str,
     status: u16,
     settle: impl Fn() -> std::thread::JoinHandle<()>,
-) -> f64 {
+) -> (f64, f64) {
     for _ in 0..WARM_UP {
         assert_eq!(conn.get(path).await.expect("request").status, status);
     }
     settle().join().unwrap();
     let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let bytes_before = BYTES.load(Ordering::SeqCst);
     for _ in 0..MEASURED {
         assert_eq!(conn.get(path).await.expect("request").status, status);
     }
     settle().join().unwrap();
     let after = ALLOCATIONS.load(Ordering::SeqCst);
-    (after - before) as f64 / MEASURED as f64
+    let bytes_after = BYTES.load(Ordering::SeqCst);
+    (
+        (after - before) as f64 / MEASURED as f64,
+        (bytes_after - bytes_before) as f64 / MEASURED as f64,
+    )
 }
 
 #[test]
@@ -148,8 +157,9 @@ fn allocations_per_keep_alive_request_stay_under_their_ceilings() {
         let refused = per_request(&mut conn, "/payroll/salaries", 403, settle).await;
         (allowed, refused)
     });
-    println!("allocations per allowed request: {allowed:.2}");
-    println!("allocations per refused request: {refused:.2}");
+    let ((allowed, allowed_bytes), (refused, refused_bytes)) = (allowed, refused);
+    println!("allocations per allowed request: {allowed:.2} ({allowed_bytes:.0} bytes)");
+    println!("allocations per refused request: {refused:.2} ({refused_bytes:.0} bytes)");
     assert!(
         allowed <= ALLOWED_CEILING,
         "{allowed:.2} allocations per allowed request, ceiling {ALLOWED_CEILING}"
