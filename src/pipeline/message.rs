@@ -63,37 +63,8 @@ pub(super) async fn judge_message<B: MessageBody>(
     (shadow, stops): (bool, &mut Vec<Stop>),
     trace: &mut Trace,
 ) -> Result<Judged, Stop> {
-    let refuse = |stop: Stop, stops: &mut Vec<Stop>| -> Result<(), Stop> {
-        if stop.hard || !shadow {
-            return Err(stop);
-        }
-        stops.push(stop);
-        Ok(())
-    };
-    let coverage = match covering(&snap.roles, &who.policy.grants, who.upstream, facts) {
-        Ok(c) => c,
-        Err(_) => {
-            let why = "the upstream is outside the agent's roles' upstreams";
-            refuse(soft(Reason::Segmentation, None, why), stops)?;
-            Coverage::default()
-        }
-    };
-    // What the path alone decides needs no body: a covering deny without an mcp/a2a part, or no
-    // covering allow at all.
-    if let Some(rule) = coverage
-        .denies
-        .iter()
-        .find(|r| snap.protocol.rule(**r).is_none())
-    {
-        refuse(
-            soft(Reason::Denied, Some(*rule), "a deny rule covers the path"),
-            stops,
-        )?;
-    }
-    if coverage.allows.is_empty() {
-        let why = "no allow rule covers this method and path (default deny)";
-        refuse(soft(Reason::NoMatchingRule, None, why), stops)?;
-    }
+    let refuse = |stop: Stop, stops: &mut Vec<Stop>| note(stop, shadow, stops);
+    let coverage = judge_path(snap, who, facts, shadow, stops)?;
     let bytes = read_body(snap, req, body).await?;
     let tree = match &bytes {
         Some(b) => Some(read(b).map_err(|e| hard(Reason::BadRequest, e.to_string()))?),
@@ -132,6 +103,48 @@ pub(super) async fn judge_message<B: MessageBody>(
         coverage,
         thumbprint: who.thumbprint.copied(),
     })
+}
+
+/// A refusal that ends the decision (hard, or enforced), or one noted to go on with (shadow).
+fn note(stop: Stop, shadow: bool, stops: &mut Vec<Stop>) -> Result<(), Stop> {
+    if stop.hard || !shadow {
+        return Err(stop);
+    }
+    stops.push(stop);
+    Ok(())
+}
+
+/// What the path alone decides, before the body is read: the rules covering the request, and
+/// the refusals that need no message (outside the segment, a deny without an mcp/a2a part, no
+/// covering allow at all).
+fn judge_path(
+    snap: &Snapshot,
+    who: &Asker<'_>,
+    facts: &RequestFacts<'_>,
+    shadow: bool,
+    stops: &mut Vec<Stop>,
+) -> Result<Coverage, Stop> {
+    let coverage = match covering(&snap.roles, &who.policy.grants, who.upstream, facts) {
+        Ok(c) => c,
+        Err(_) => {
+            let why = "the upstream is outside the agent's roles' upstreams";
+            note(soft(Reason::Segmentation, None, why), shadow, stops)?;
+            Coverage::default()
+        }
+    };
+    if let Some(rule) = coverage
+        .denies
+        .iter()
+        .find(|r| snap.protocol.rule(**r).is_none())
+    {
+        let why = "a deny rule covers the path";
+        note(soft(Reason::Denied, Some(*rule), why), shadow, stops)?;
+    }
+    if coverage.allows.is_empty() {
+        let why = "no allow rule covers this method and path (default deny)";
+        note(soft(Reason::NoMatchingRule, None, why), shadow, stops)?;
+    }
+    Ok(coverage)
 }
 
 /// POST carries one message, read whole; GET (the server's stream), DELETE (end of session),
