@@ -156,6 +156,42 @@ async fn admin_api_lists_agents_and_reloads() {
 }
 
 #[tokio::test]
+async fn the_admin_api_refuses_a_differently_spelt_agent_id_instead_of_quarantining_nobody() {
+    let s = Standard::start().await;
+    let bot = s.client("inventory-bot");
+    assert_eq!(bot.get("/inventory/items").await.status, 200);
+    let canonical = agent_id("inventory-bot");
+    let folded = [
+        canonical.replacen("spiffe://", "SPIFFE://", 1),
+        canonical.replace("example.org", "EXAMPLE.ORG"),
+        format!("{canonical}/"),
+        canonical.replace("/agent/", "/agent//"),
+    ];
+    for spelling in &folded {
+        let (status, body) = admin_request(
+            s.warden.admin,
+            "POST",
+            &format!("/agents/{spelling}/quarantine"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{spelling}: {body}");
+        assert!(body.contains("bad_agent_id"), "{spelling}: {body}");
+    }
+    // Nothing was quarantined by the refused spellings; the exact id does quarantine.
+    assert_eq!(bot.get("/inventory/items").await.status, 200);
+    let (status, body) = admin_request(
+        s.warden.admin,
+        "POST",
+        &format!("/agents/{canonical}/quarantine"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(bot.get("/inventory/items").await.status, 403);
+}
+
+#[tokio::test]
 async fn a_rogue_agent_is_quarantined_live_and_explained() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");

@@ -69,7 +69,9 @@ async fn decide_all<A: Admission, B: MessageBody>(
     };
     let policy = identify(snap, agent, &mut trace)?;
     if policy.require_token {
-        second_factor(snap, agent, thumbprint, req, &mut trace).await?;
+        // Boxed, like the message step below: the future of a step most requests skip would
+        // otherwise be carried, and moved, by every decision.
+        Box::pin(second_factor(snap, agent, thumbprint, req, &mut trace)).await?;
     }
     let shadow = snap.mode == Mode::Shadow;
     let mut shadowed = admit(snap, admission, (agent, policy), req, &mut trace)?;
@@ -103,7 +105,8 @@ async fn decide_all<A: Admission, B: MessageBody>(
                 upstream,
                 protocol,
             };
-            match message_rules(snap, &who, req, body, admission, &shaped, &mut trace).await {
+            let judging = message_rules(snap, &who, req, body, admission, &shaped, &mut trace);
+            match Box::pin(judging).await {
                 Ok((j, stop)) => {
                     judged = Some(j);
                     if let Some(stop) = stop {
