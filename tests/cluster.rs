@@ -16,7 +16,7 @@ use support::client::{AgentClient, Reply};
 use support::fixture::{dead_addr, standard_policy};
 use support::keepalive::KeepAlive;
 use support::mcp::{self, McpServer};
-use support::pki::{agent_id, TestPki};
+use support::pki::{agent_id, AgentCert, TestPki};
 use support::redis::Redis;
 use support::upstream;
 use support::wait;
@@ -417,6 +417,8 @@ fn a_config_without_cluster_has_no_cluster_metric() {
 /// `worker-a` and `worker-b` `/a2a`. No `state_dir`: what the replicas share goes through Redis.
 struct RpcFleet {
     pki: TestPki,
+    /// One certificate per agent, used on both replicas: a session belongs to a certificate.
+    certs: Vec<(&'static str, AgentCert)>,
     a: WardenProcess,
     b: WardenProcess,
     server: McpServer,
@@ -438,8 +440,13 @@ async fn rpc_fleet(redis: &Redis) -> RpcFleet {
     let yaml = config_yaml(&pki, &policy);
     let a = WardenProcess::spawn(&write_config(&pki, "a.yaml", &yaml));
     let b = WardenProcess::spawn(&write_config(&pki, "b.yaml", &yaml));
+    let certs = ["support-bot", "other-bot", "worker-a", "worker-b"]
+        .into_iter()
+        .map(|name| (name, pki.agent(name)))
+        .collect();
     let fleet = RpcFleet {
         pki,
+        certs,
         a,
         b,
         server,
@@ -457,7 +464,12 @@ async fn rpc_fleet(redis: &Redis) -> RpcFleet {
 
 impl RpcFleet {
     fn client(&self, agent: &str, on: &WardenProcess) -> AgentClient {
-        AgentClient::new(&self.pki, &self.pki.agent(agent), on.addr)
+        let (_, cert) = self
+            .certs
+            .iter()
+            .find(|(name, _)| *name == agent)
+            .expect("an agent of the fleet");
+        AgentClient::new(&self.pki, cert, on.addr)
     }
 }
 
@@ -575,6 +587,10 @@ async fn a_session_and_a_task_bound_while_redis_was_away_reach_the_fleet_on_its_
     let r = rpc(&f.client("other-bot", &f.a), "/mcp", PING, Some(&session)).await;
     assert_eq!(refusal(&r), "session_mismatch");
     assert_eq!(rpc(&owner_a, "/mcp", PING, Some(&session)).await.status, 200);
+    // B cannot know while Redis is away: it has no owner for the task, not even for its owner.
+    let owner_b = f.client("worker-a", &f.b);
+    let r = rpc(&owner_b, "/a2a", &get_task(&task), None).await;
+    assert_eq!(refusal(&r), "not_owner");
 
     redis.restart();
     assert!(
@@ -585,7 +601,6 @@ async fn a_session_and_a_task_bound_while_redis_was_away_reach_the_fleet_on_its_
         "the replicas did not reconnect"
     );
     // Until A's queue reaches Redis, B has no owner for the task: wait for the owner to pass.
-    let owner_b = f.client("worker-a", &f.b);
     assert!(
         wait::until(Duration::from_secs(5), || async {
             rpc(&owner_b, "/a2a", &get_task(&task), None).await.status == 200
