@@ -170,10 +170,9 @@ fn rows_to_run() -> Result<Vec<&'static str>, String> {
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(|n| {
-            ROWS.iter()
-                .find(|r| **r == n)
-                .copied()
-                .ok_or_else(|| format!("WARDEN_LOAD_ROWS: no row `{n}` (rows: {})", ROWS.join(", ")))
+            ROWS.iter().find(|r| **r == n).copied().ok_or_else(|| {
+                format!("WARDEN_LOAD_ROWS: no row `{n}` (rows: {})", ROWS.join(", "))
+            })
         })
         .collect()
 }

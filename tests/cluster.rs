@@ -586,7 +586,10 @@ async fn a_session_and_a_task_bound_while_redis_was_away_reach_the_fleet_on_its_
     let task = create_task(&f.client("worker-a", &f.a)).await;
     let r = rpc(&f.client("other-bot", &f.a), "/mcp", PING, Some(&session)).await;
     assert_eq!(refusal(&r), "session_mismatch");
-    assert_eq!(rpc(&owner_a, "/mcp", PING, Some(&session)).await.status, 200);
+    assert_eq!(
+        rpc(&owner_a, "/mcp", PING, Some(&session)).await.status,
+        200
+    );
     // B cannot know while Redis is away: it has no owner for the task, not even for its owner.
     let owner_b = f.client("worker-a", &f.b);
     let r = rpc(&owner_b, "/a2a", &get_task(&task), None).await;

@@ -342,7 +342,10 @@ impl RpcState for SharedRpcState {
                 }
                 Err(why) => {
                     self.away("task owner", &why, ())?;
-                    let held = self.local.set_task_owner(upstream, task, owner.clone()).await?;
+                    let held = self
+                        .local
+                        .set_task_owner(upstream, task, owner.clone())
+                        .await?;
                     if held == owner {
                         self.queue(key, owner.to_string());
                     }
@@ -486,7 +489,10 @@ mod tests {
             thumbprint: [0xab; 32],
         };
         let value = session_value(&holder);
-        assert_eq!(value, format!("{} spiffe://example.org/agent/a", "ab".repeat(32)));
+        assert_eq!(
+            value,
+            format!("{} spiffe://example.org/agent/a", "ab".repeat(32))
+        );
         assert_eq!(parse_session(&value), Some(holder));
         let hex64 = "ab".repeat(32);
         for bad in [
