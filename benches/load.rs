@@ -4,12 +4,15 @@
 //! 127.0.0.1, require a client certificate from that CA, allow only `GET /inventory/**`, add the
 //! agent's identity in `x-warden-agent`, and forward over pooled HTTP/1.1 keep-alive connections
 //! to the same upstream (a separate nginx returning a small fixed body). Each proxy runs as its own
-//! process, so the CPU it uses per request is read from `/proc/PID/stat`. warden runs twice: with
-//! no audit log (like-for-like with nginx's `access_log off`) and with its audit log on.
+//! process, so the CPU it uses per request is read from `/proc/PID/stat`. warden runs three times:
+//! with no audit log (like-for-like with nginx's `access_log off`), with its audit log on, and,
+//! where `redis-server` is installed, with `cluster.redis` set to one the bench starts (the cost of
+//! running as one replica of a fleet, against the plain warden row).
 //!
 //! `cargo bench --bench load` (cargo builds the `warden` binary in the bench profile first).
 //! Without `--bench` (e.g. `cargo test --benches`) it runs a short smoke pass. Without nginx it
-//! says how to install it and exits successfully.
+//! says how to install it and exits successfully. `WARDEN_LOAD_ROWS=warden,warden+redis` runs only
+//! the rows named, in that order (the upstream is always nginx).
 
 #[path = "load/generator.rs"]
 mod generator;
@@ -29,6 +32,8 @@ use generator::{Mode, Target, Window};
 use procs::Proc;
 
 const AGENT_ID: &str = "spiffe://example.org/agent/load-bot";
+/// Every row, in the order they run unless `WARDEN_LOAD_ROWS` says otherwise.
+const ROWS: &[&str] = &["nginx", "warden", "warden+audit", "warden+redis"];
 const NGINX_PROXY_CONF: &str = include_str!("load/nginx-proxy.conf");
 const NGINX_UPSTREAM_CONF: &str = include_str!("load/nginx-upstream.conf");
 
@@ -155,6 +160,23 @@ struct Figures {
     failed: u64,
 }
 
+/// The rows to run: `WARDEN_LOAD_ROWS` (comma-separated, in order), else every row.
+fn rows_to_run() -> Result<Vec<&'static str>, String> {
+    let Ok(asked) = std::env::var("WARDEN_LOAD_ROWS") else {
+        return Ok(ROWS.to_vec());
+    };
+    asked
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            ROWS.iter().find(|r| **r == n).copied().ok_or_else(|| {
+                format!("WARDEN_LOAD_ROWS: no row `{n}` (rows: {})", ROWS.join(", "))
+            })
+        })
+        .collect()
+}
+
 async fn run(plan: &Plan, nginx: &Path, warden: &Path) -> Result<(), String> {
     let tmp = TempDir::new().map_err(|e| format!("temp dir: {e}"))?;
     let pki = make_pki(tmp.path())?;
@@ -172,37 +194,45 @@ async fn run(plan: &Plan, nginx: &Path, warden: &Path) -> Result<(), String> {
     )?;
 
     let mut rows = Vec::new();
-    let port = procs::free_port()?;
-    let proxy = start_nginx(
-        nginx,
-        &tmp.path().join("nginx"),
-        NGINX_PROXY_CONF,
-        &pki.dir,
-        port,
-        upstream_port,
-    )?;
-    let target = Target {
-        addr: loopback(port),
-        tls: tls.clone(),
-    };
-    rows.push(drive("nginx", &proxy, &target, plan, ticks_per_s).await?);
-    drop(proxy);
-
-    for (name, audit) in [("warden", false), ("warden+audit", true)] {
+    for name in rows_to_run()? {
         let dir = tmp.path().join(name);
         let port = procs::free_port()?;
-        let audit_log = audit.then(|| dir.join("audit.jsonl"));
-        let proxy = start_warden(
-            warden,
-            &dir,
-            &pki,
-            port,
-            upstream_port,
-            audit_log.as_deref(),
-        )?;
         let target = Target {
             addr: loopback(port),
             tls: tls.clone(),
+        };
+        let mut audit_log = None;
+        let mut _redis = None;
+        let proxy = match name {
+            "nginx" => start_nginx(nginx, &dir, NGINX_PROXY_CONF, &pki.dir, port, upstream_port)?,
+            "warden+redis" => {
+                let Some(redis) = procs::find_redis() else {
+                    println!(
+                        "warden+redis skipped: redis-server is not installed; install it with\n  \
+                         apt-get update && apt-get install -y --no-install-recommends redis-server"
+                    );
+                    continue;
+                };
+                let redis = start_redis(&redis, &dir.join("redis"))?;
+                let cluster = format!(
+                    "cluster:\n  redis: redis://127.0.0.1:{}\n  failure_mode: local\n",
+                    redis.1
+                );
+                _redis = Some(redis.0);
+                start_warden(warden, &dir, &pki, port, upstream_port, None, &cluster)?
+            }
+            _ => {
+                audit_log = (name == "warden+audit").then(|| dir.join("audit.jsonl"));
+                start_warden(
+                    warden,
+                    &dir,
+                    &pki,
+                    port,
+                    upstream_port,
+                    audit_log.as_deref(),
+                    "",
+                )?
+            }
         };
         let figures = drive(name, &proxy, &target, plan, ticks_per_s).await?;
         // Stopping warden drains and flushes the audit log, so the count below is complete.
@@ -214,6 +244,20 @@ async fn run(plan: &Plan, nginx: &Path, warden: &Path) -> Result<(), String> {
     }
     print_table(plan, &rows);
     Ok(())
+}
+
+/// A throwaway `redis-server` on a free loopback port, no persistence; and its port.
+fn start_redis(redis: &Path, dir: &Path) -> Result<(Proc, u16), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let port = procs::free_port()?;
+    let mut cmd = Command::new(redis);
+    cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir);
+    let mut proc = Proc::spawn("redis-server", cmd, dir.join("stderr.log"), false)?;
+    proc.wait_ready(loopback(port))?;
+    Ok((proc, port))
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -255,6 +299,7 @@ fn start_warden(
     port: u16,
     upstream_port: u16,
     audit_log: Option<&Path>,
+    cluster: &str,
 ) -> Result<Proc, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let audit = audit_log.map_or_else(|| "null".to_owned(), |p| p.display().to_string());
@@ -285,7 +330,7 @@ agents:
     roles: [inventory-agent]
 telemetry:
   audit_log: {audit}
-"#
+{cluster}"#
     );
     let config = dir.join("warden.yaml");
     std::fs::write(&config, yaml).map_err(|e| format!("{}: {e}", config.display()))?;
@@ -409,19 +454,28 @@ fn print_table(plan: &Plan, rows: &[Figures]) {
             r.failed
         );
     }
-    let Some(base) = rows.first() else {
-        return;
-    };
-    for r in &rows[1..] {
-        println!(
-            "{:<19} {:>9.2} {:>8.2} {:>8.2} {:>10.2} {:>9.2} {:>10.2}",
-            format!("{}/{}", r.name, base.name),
-            r.requests_per_s / base.requests_per_s,
-            f64::from(r.p50_us) / f64::from(base.p50_us.max(1)),
-            f64::from(r.p99_us) / f64::from(base.p99_us.max(1)),
-            r.cpu_us_per_request / base.cpu_us_per_request,
-            r.handshakes_per_s / base.handshakes_per_s,
-            r.cpu_us_per_handshake / base.cpu_us_per_handshake,
-        );
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    if let Some(nginx) = find("nginx") {
+        for r in rows.iter().filter(|r| r.name != "nginx") {
+            print_ratio(r, nginx);
+        }
     }
+    // The cost of running as one replica of a fleet.
+    if let (Some(plain), Some(fleet)) = (find("warden"), find("warden+redis")) {
+        print_ratio(fleet, plain);
+    }
+}
+
+/// `row / base` for every figure.
+fn print_ratio(r: &Figures, base: &Figures) {
+    println!(
+        "{:<19} {:>9.2} {:>8.2} {:>8.2} {:>10.2} {:>9.2} {:>10.2}",
+        format!("{}/{}", r.name, base.name),
+        r.requests_per_s / base.requests_per_s,
+        f64::from(r.p50_us) / f64::from(base.p50_us.max(1)),
+        f64::from(r.p99_us) / f64::from(base.p99_us.max(1)),
+        r.cpu_us_per_request / base.cpu_us_per_request,
+        r.handshakes_per_s / base.handshakes_per_s,
+        r.cpu_us_per_handshake / base.cpu_us_per_handshake,
+    );
 }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
+use crate::cluster::{Cluster, ClusterLink};
 use crate::config::load::ConfigError;
 use crate::server::Runtime;
 use crate::snapshot::reload::{spawn_reloaders, ConfigHandle};
@@ -100,8 +101,17 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
     let handle = Arc::new(handle);
     let snap = handle.snapshot();
     let audit = open_audit(&snap.telemetry, &metrics)?;
-    let runtime = Arc::new(Runtime::new(handle.clone(), metrics, opts.clock, audit));
-    start_cluster(&runtime, &handle)?;
+    let cluster = open_cluster(&handle, &metrics)?;
+    let runtime = Arc::new(Runtime::new(
+        handle.clone(),
+        metrics,
+        opts.clock,
+        audit,
+        cluster.as_ref().map(|(c, _)| c.clone()),
+    ));
+    if let Some((_, link)) = cluster {
+        link.spawn(runtime.local_agents());
+    }
 
     let agent_listener = TcpListener::bind(snap.listen)
         .await
@@ -164,29 +174,31 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
     })
 }
 
-/// Starts the link to the fleet's shared state, when the config has a `cluster` block. Its
-/// settings are read once: changing them needs a restart.
-fn start_cluster(runtime: &Arc<Runtime>, handle: &ConfigHandle) -> Result<(), AppError> {
+/// The handle on the fleet's shared state and its link (to spawn once the runtime exists),
+/// when the config has a `cluster` block. Its settings are read once: changing them needs a
+/// restart.
+fn open_cluster(
+    handle: &ConfigHandle,
+    metrics: &Metrics,
+) -> Result<Option<(Arc<Cluster>, ClusterLink)>, AppError> {
     let Some(settings) = handle.cluster_settings() else {
-        return Ok(());
+        return Ok(None);
     };
     let up = prometheus::IntGauge::new(
         "warden_cluster_up",
         "1 while the shared store (cluster.redis) answers",
     )?;
-    runtime.metrics.registry.register(Box::new(up.clone()))?;
-    let cluster =
-        crate::cluster::Cluster::start(settings, runtime.local_agents(), up).map_err(|e| {
-            AppError::Config(vec![ConfigError {
-                file: handle.path().to_path_buf(),
-                line: 1,
-                col: 1,
-                key_path: "cluster.redis".into(),
-                message: e,
-            }])
-        })?;
-    let _ = runtime.cluster.set(cluster);
-    Ok(())
+    metrics.registry.register(Box::new(up.clone()))?;
+    let opened = Cluster::new(settings, up).map_err(|e| {
+        AppError::Config(vec![ConfigError {
+            file: handle.path().to_path_buf(),
+            line: 1,
+            col: 1,
+            key_path: "cluster.redis".into(),
+            message: e,
+        }])
+    })?;
+    Ok(Some(opened))
 }
 
 /// Opens the audit log the config names (blocking file work, done once at start).

@@ -1,6 +1,6 @@
 //! Many replicas on one Redis (SPEC section 8): two real `warden serve` processes share
-//! quarantines and rate limits, keep serving on local state while Redis is away, converge when it
-//! returns, or refuse (`failure_mode: closed`).
+//! quarantines, rate limits, MCP sessions and A2A task owners, keep serving on local state while
+//! Redis is away, converge when it returns, or refuse (`failure_mode: closed`).
 
 mod support;
 
@@ -11,10 +11,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use support::client::AgentClient;
+use serde_json::json;
+use support::client::{AgentClient, Reply};
 use support::fixture::{dead_addr, standard_policy};
 use support::keepalive::KeepAlive;
-use support::pki::{agent_id, TestPki};
+use support::mcp::{self, McpServer};
+use support::pki::{agent_id, AgentCert, TestPki};
 use support::redis::Redis;
 use support::upstream;
 use support::wait;
@@ -409,4 +411,216 @@ fn a_config_without_cluster_has_no_cluster_metric() {
         .unwrap()
         .render();
     assert!(!text.contains("warden_cluster_up"));
+}
+
+/// Two replicas in front of one MCP and A2A server: `support-bot` and `other-bot` may use `/mcp`,
+/// `worker-a` and `worker-b` `/a2a`. No `state_dir`: what the replicas share goes through Redis.
+struct RpcFleet {
+    pki: TestPki,
+    /// One certificate per agent, used on both replicas: a session belongs to a certificate.
+    certs: Vec<(&'static str, AgentCert)>,
+    a: WardenProcess,
+    b: WardenProcess,
+    server: McpServer,
+    _upstreams: (upstream::Upstream, upstream::Upstream),
+}
+
+async fn rpc_fleet(redis: &Redis) -> RpcFleet {
+    let pki = TestPki::new();
+    let inventory = upstream::start().await;
+    let payroll = upstream::start().await;
+    let server = mcp::start().await;
+    let top = format!("cluster:\n  redis: {}\n  key_prefix: \"t:\"\n", redis.url());
+    let policy = standard_policy(&inventory.url(), &payroll.url(), dead_addr(), &top);
+    let policy = mcp::with_agent_protocols(&policy, &server.url()).replacen(
+        "agents:\n",
+        "agents:\n  - id: spiffe://example.org/agent/other-bot\n    roles: [support]\n  - id: spiffe://example.org/agent/worker-b\n    roles: [worker]\n",
+        1,
+    );
+    let yaml = config_yaml(&pki, &policy);
+    let a = WardenProcess::spawn(&write_config(&pki, "a.yaml", &yaml));
+    let b = WardenProcess::spawn(&write_config(&pki, "b.yaml", &yaml));
+    let certs = ["support-bot", "other-bot", "worker-a", "worker-b"]
+        .into_iter()
+        .map(|name| (name, pki.agent(name)))
+        .collect();
+    let fleet = RpcFleet {
+        pki,
+        certs,
+        a,
+        b,
+        server,
+        _upstreams: (inventory, payroll),
+    };
+    assert!(
+        wait::until(Duration::from_secs(5), || async {
+            cluster_up(&fleet.a).await == Some(1) && cluster_up(&fleet.b).await == Some(1)
+        })
+        .await,
+        "the replicas did not connect to Redis"
+    );
+    fleet
+}
+
+impl RpcFleet {
+    fn client(&self, agent: &str, on: &WardenProcess) -> AgentClient {
+        let (_, cert) = self
+            .certs
+            .iter()
+            .find(|(name, _)| *name == agent)
+            .expect("an agent of the fleet");
+        AgentClient::new(&self.pki, cert, on.addr)
+    }
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+const PING: &str = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+const SEND: &str = r#"{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"message":{"role":"user","parts":[{"kind":"text","text":"hi"}],"messageId":"m1"}}}"#;
+
+async fn rpc(c: &AgentClient, path: &str, body: &str, session: Option<&str>) -> Reply {
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    if let Some(s) = session {
+        headers.push(("mcp-session-id", s));
+    }
+    c.request("POST", path, &headers, body).await
+}
+
+/// The reason of a JSON-RPC refusal, "" for anything else.
+fn refusal(r: &Reply) -> String {
+    r.json()["error"]["data"]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `initialize` through `c`: the session id the upstream issued.
+async fn initialize(c: &AgentClient) -> String {
+    let r = rpc(c, "/mcp", INITIALIZE, None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.headers["mcp-session-id"].to_str().unwrap().to_string()
+}
+
+/// `message/send` through `c`: the id of the task it created.
+async fn create_task(c: &AgentClient) -> String {
+    let r = rpc(c, "/a2a", SEND, None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["result"]["id"].as_str().unwrap().to_string()
+}
+
+fn get_task(task: &str) -> String {
+    json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": task}}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server (installed by .ci/run)"]
+async fn an_mcp_session_begun_on_one_replica_continues_on_the_other_and_only_for_its_holder() {
+    let redis = Redis::start();
+    let f = rpc_fleet(&redis).await;
+    let session = initialize(&f.client("support-bot", &f.a)).await;
+    let before = f.server.recorder.count();
+
+    // B has never seen the session: it learns the holder from Redis, and refuses another agent.
+    let thief_b = f.client("other-bot", &f.b);
+    let r = rpc(&thief_b, "/mcp", PING, Some(&session)).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(refusal(&r), "session_mismatch");
+    let thief_a = f.client("other-bot", &f.a);
+    let r = rpc(&thief_a, "/mcp", PING, Some(&session)).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(refusal(&r), "session_mismatch");
+    assert_eq!(
+        f.server.recorder.count(),
+        before,
+        "the upstream never sees a hijacked session id"
+    );
+
+    // The holder continues through B.
+    let r = rpc(&f.client("support-bot", &f.b), "/mcp", PING, Some(&session)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = f.server.recorder.last().unwrap();
+    assert_eq!(seen.headers["mcp-session-id"], session.as_str());
+    assert_eq!(f.server.recorder.count(), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server (installed by .ci/run)"]
+async fn an_a2a_task_created_on_one_replica_is_its_owners_on_the_other() {
+    let redis = Redis::start();
+    let f = rpc_fleet(&redis).await;
+    let task = create_task(&f.client("worker-a", &f.a)).await;
+    let before = f.server.recorder.count();
+
+    let r = rpc(&f.client("worker-b", &f.b), "/a2a", &get_task(&task), None).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(refusal(&r), "not_owner");
+    let r = rpc(&f.client("worker-b", &f.a), "/a2a", &get_task(&task), None).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(refusal(&r), "not_owner");
+    assert_eq!(f.server.recorder.count(), before);
+
+    let r = rpc(&f.client("worker-a", &f.b), "/a2a", &get_task(&task), None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["result"]["id"], task.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server (installed by .ci/run)"]
+async fn a_session_and_a_task_bound_while_redis_was_away_reach_the_fleet_on_its_return() {
+    let mut redis = Redis::start();
+    let f = rpc_fleet(&redis).await;
+    redis.stop();
+    assert!(
+        wait::until(Duration::from_secs(3), || async {
+            cluster_up(&f.a).await == Some(0) && cluster_up(&f.b).await == Some(0)
+        })
+        .await,
+        "warden_cluster_up did not fall to 0"
+    );
+
+    // Bound on A alone, in local mode: A holds them at once.
+    let owner_a = f.client("support-bot", &f.a);
+    let session = initialize(&owner_a).await;
+    let task = create_task(&f.client("worker-a", &f.a)).await;
+    let r = rpc(&f.client("other-bot", &f.a), "/mcp", PING, Some(&session)).await;
+    assert_eq!(refusal(&r), "session_mismatch");
+    assert_eq!(
+        rpc(&owner_a, "/mcp", PING, Some(&session)).await.status,
+        200
+    );
+    // B cannot know while Redis is away: it has no owner for the task, not even for its owner.
+    let owner_b = f.client("worker-a", &f.b);
+    let r = rpc(&owner_b, "/a2a", &get_task(&task), None).await;
+    assert_eq!(refusal(&r), "not_owner");
+
+    redis.restart();
+    assert!(
+        wait::until(Duration::from_secs(10), || async {
+            cluster_up(&f.a).await == Some(1) && cluster_up(&f.b).await == Some(1)
+        })
+        .await,
+        "the replicas did not reconnect"
+    );
+    // Until A's queue reaches Redis, B has no owner for the task: wait for the owner to pass.
+    assert!(
+        wait::until(Duration::from_secs(5), || async {
+            rpc(&owner_b, "/a2a", &get_task(&task), None).await.status == 200
+        })
+        .await,
+        "the task owner bound during the outage did not reach B"
+    );
+    let r = rpc(&f.client("worker-b", &f.b), "/a2a", &get_task(&task), None).await;
+    assert_eq!(refusal(&r), "not_owner");
+    let thief_b = f.client("other-bot", &f.b);
+    assert!(
+        wait::until(Duration::from_secs(5), || async {
+            refusal(&rpc(&thief_b, "/mcp", PING, Some(&session)).await) == "session_mismatch"
+        })
+        .await,
+        "the session bound during the outage did not reach B"
+    );
+    let r = rpc(&f.client("support-bot", &f.b), "/mcp", PING, Some(&session)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
 }

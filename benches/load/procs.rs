@@ -19,10 +19,19 @@ pub fn free_port() -> Result<u16, String> {
 
 /// Whether an nginx binary is on the PATH (or in /usr/sbin, which a non-root PATH may omit).
 pub fn find_nginx() -> Option<PathBuf> {
+    find_binary("nginx")
+}
+
+/// Whether `redis-server` is on the PATH (or in /usr/sbin or /usr/bin).
+pub fn find_redis() -> Option<PathBuf> {
+    find_binary("redis-server")
+}
+
+fn find_binary(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("nginx"))
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
 

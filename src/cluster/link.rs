@@ -60,6 +60,7 @@ pub(super) async fn run(
                     reported = true;
                 }
                 cluster.set_up(false);
+                cluster.set_connection(None);
                 up.set(0);
                 cluster.shares.reset();
             }
@@ -111,6 +112,7 @@ async fn session(
     }
     flush(cluster, &mut conn, state).await?;
     resync(cluster, &mut conn, local, state).await?;
+    cluster.set_connection(Some(conn.clone()));
     cluster.set_up(true);
     up.set(1);
     tracing::info!(replica = %cluster.replica, "cluster: shared store connected");

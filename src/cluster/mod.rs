@@ -1,7 +1,7 @@
-//! State shared by many replicas (SPEC section 8): quarantines, rate-limit shares and, through
-//! the same link, RPC session bindings. Redis holds the state and pub/sub pushes changes; the
-//! request path reads only local, pushed state and never waits on the network for an agent in
-//! good standing.
+//! State shared by many replicas (SPEC section 8): quarantines, rate-limit shares, MCP session
+//! bindings and A2A task owners. Redis holds the state and pub/sub pushes changes; the request
+//! path reads only local, pushed state and never waits on the network for an agent in good
+//! standing.
 //!
 //! - A quarantine or release decided here is applied locally at once and published; one decided
 //!   elsewhere arrives as an [`Event`] that the runtime applies (and that closes the agent's
@@ -10,19 +10,25 @@
 //! - Rate limits hold fleet-wide by demand shares: each replica publishes how often each
 //!   rate-limited agent asked it, and takes the part of the agent's limit that matches its part of
 //!   the demand. Shares move every [`SYNC_EVERY`]; no request waits for them.
+//! - Session bindings and task owners ([`SharedRpcState`]) are written to Redis when they are
+//!   made and kept in a local copy, so a known session or task is checked without the network;
+//!   only one this replica has not seen yet is read from Redis, once.
 
 mod link;
+mod rpc_state;
 mod shares;
 mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 
 use crate::ids::AgentId;
 
+pub use rpc_state::SharedRpcState;
 pub use shares::RateShares;
 pub use wire::Event;
 
@@ -47,7 +53,12 @@ pub struct ClusterSettings {
     pub redis: String,
     pub key_prefix: String,
     pub failure_mode: FailureMode,
+    /// How long Redis keeps an MCP session binding or an A2A task owner (`cluster.binding_ttl`).
+    pub binding_ttl: Duration,
 }
+
+/// `cluster.binding_ttl` when unset: a week, longer than any agent session is expected to last.
+pub const DEFAULT_BINDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How the runtime sees and changes its own agents, for events and resynchronisation.
 pub trait LocalAgents: Send + Sync + 'static {
@@ -70,6 +81,31 @@ pub struct Cluster {
     up: AtomicBool,
     outbox: mpsc::UnboundedSender<Op>,
     shares: RateShares,
+    /// The link's command connection while it is up, for the reads and writes of shared RPC
+    /// state; a clone shares the one socket.
+    conn: Mutex<Option<MultiplexedConnection>>,
+}
+
+/// The link to Redis, built but not yet running: it needs the runtime's agents, and the runtime
+/// needs the [`Cluster`] handle first.
+pub struct ClusterLink {
+    cluster: Arc<Cluster>,
+    client: redis::Client,
+    inbox: mpsc::UnboundedReceiver<Op>,
+    up_gauge: prometheus::IntGauge,
+}
+
+impl ClusterLink {
+    /// Starts following Redis in the background, applying fleet events to `local`.
+    pub fn spawn(self, local: Arc<dyn LocalAgents>) {
+        tokio::spawn(link::run(
+            self.cluster,
+            self.client,
+            local,
+            self.inbox,
+            self.up_gauge,
+        ));
+    }
 }
 
 impl std::fmt::Debug for Cluster {
@@ -82,12 +118,12 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// Starts the link to Redis in the background; `up_gauge` is `warden_cluster_up`.
-    pub fn start(
+    /// The handle, down until its link (returned with it, to spawn) connects; `up_gauge` is
+    /// `warden_cluster_up`.
+    pub fn new(
         settings: ClusterSettings,
-        local: Arc<dyn LocalAgents>,
         up_gauge: prometheus::IntGauge,
-    ) -> Result<Arc<Cluster>, String> {
+    ) -> Result<(Arc<Cluster>, ClusterLink), String> {
         let client = redis::Client::open(settings.redis.as_str())
             .map_err(|e| format!("cluster.redis: {e}"))?;
         let (outbox, inbox) = mpsc::unbounded_channel();
@@ -97,10 +133,16 @@ impl Cluster {
             up: AtomicBool::new(false),
             outbox,
             shares: RateShares::default(),
+            conn: Mutex::new(None),
         });
         up_gauge.set(0);
-        tokio::spawn(link::run(cluster.clone(), client, local, inbox, up_gauge));
-        Ok(cluster)
+        let link = ClusterLink {
+            cluster: cluster.clone(),
+            client,
+            inbox,
+            up_gauge,
+        };
+        Ok((cluster, link))
     }
 
     pub fn settings(&self) -> &ClusterSettings {
@@ -140,6 +182,18 @@ impl Cluster {
 
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);
+    }
+
+    /// The command connection, while the link is up.
+    fn connection(&self) -> Option<MultiplexedConnection> {
+        if !self.is_up() {
+            return None;
+        }
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_connection(&self, conn: Option<MultiplexedConnection>) {
+        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = conn;
     }
 
     fn key(&self, parts: &[&str]) -> String {

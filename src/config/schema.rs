@@ -342,4 +342,7 @@ pub struct ClusterSection {
     pub key_prefix: Option<String>,
     #[serde(default)]
     pub failure_mode: FailureMode,
+    /// How long Redis keeps an MCP session binding or an A2A task owner; default 7d.
+    #[serde(default)]
+    pub binding_ttl: Option<Dur>,
 }

@@ -216,7 +216,8 @@ impl LocalRpcState {
     }
 }
 
-fn unhex32(text: &str) -> Option<[u8; 32]> {
+/// 64 hex digits as 32 bytes (a certificate thumbprint as stored).
+pub fn unhex32(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if text.len() != 64 {
         return None;

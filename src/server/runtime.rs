@@ -1,10 +1,10 @@
 //! What every connection and request shares: the live config, metrics, per-agent state, clock.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use crate::agents::{AgentRegistry, AgentState, ChannelRegistry, CloseReason};
 use crate::clock::Clock;
-use crate::cluster::{Cluster, Event, LocalAgents};
+use crate::cluster::{Cluster, Event, LocalAgents, SharedRpcState};
 use crate::ids::AgentId;
 use crate::protocol::state::MAX_ENTRIES;
 use crate::protocol::{LocalRpcState, RpcState, ToolPins};
@@ -29,12 +29,12 @@ pub struct Runtime {
     pub epoch: tokio::time::Instant,
     /// What `/readyz` answers; starts held for `starting`.
     pub readiness: Arc<Readiness>,
-    /// MCP session bindings and A2A task owners.
+    /// MCP session bindings and A2A task owners: this replica's, or the fleet's with `cluster`.
     pub rpc_state: Arc<dyn RpcState>,
     /// Pinned MCP tool definitions.
     pub pins: Arc<ToolPins>,
     /// The shared state of a fleet, when `cluster` is configured.
-    pub cluster: OnceLock<Arc<Cluster>>,
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -44,22 +44,22 @@ impl std::fmt::Debug for Runtime {
 }
 
 /// Session bindings, task owners and tool pins, kept in the state directory when there is one.
-fn protocol_state(config: &ConfigHandle) -> (Arc<dyn RpcState>, Arc<ToolPins>) {
+fn protocol_state(config: &ConfigHandle) -> (LocalRpcState, Arc<ToolPins>) {
     let snap = config.snapshot();
     let Some(dir) = snap.protocol.state_dir.as_deref() else {
         if snap.protocol.any_route() {
             tracing::warn!("no state_dir (nor audit log file): MCP session bindings, A2A task owners and tool pins do not survive a restart");
         }
         return (
-            Arc::new(LocalRpcState::in_memory(MAX_ENTRIES)),
+            LocalRpcState::in_memory(MAX_ENTRIES),
             Arc::new(ToolPins::in_memory(MAX_ENTRIES)),
         );
     };
-    let state: Arc<dyn RpcState> = match LocalRpcState::persistent(dir, MAX_ENTRIES) {
-        Ok(s) => Arc::new(s),
+    let state = match LocalRpcState::persistent(dir, MAX_ENTRIES) {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(dir = %dir.display(), "cannot keep protocol state, memory only: {e}");
-            Arc::new(LocalRpcState::in_memory(MAX_ENTRIES))
+            LocalRpcState::in_memory(MAX_ENTRIES)
         }
     };
     let pins = match ToolPins::persistent(dir, MAX_ENTRIES) {
@@ -73,13 +73,20 @@ fn protocol_state(config: &ConfigHandle) -> (Arc<dyn RpcState>, Arc<ToolPins>) {
 }
 
 impl Runtime {
+    /// With `cluster`, session bindings and task owners are the fleet's, this replica's own
+    /// state their local copy.
     pub fn new(
         config: Arc<ConfigHandle>,
         metrics: Arc<Metrics>,
         clock: Clock,
         audit: Option<AuditLog>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Self {
-        let (rpc_state, pins) = protocol_state(&config);
+        let (local, pins) = protocol_state(&config);
+        let rpc_state: Arc<dyn RpcState> = match &cluster {
+            Some(c) => SharedRpcState::start(c.clone(), local),
+            None => Arc::new(local),
+        };
         Runtime {
             rpc_state,
             pins,
@@ -92,12 +99,12 @@ impl Runtime {
             audit,
             epoch: tokio::time::Instant::now(),
             readiness: Arc::new(Readiness::default()),
-            cluster: OnceLock::new(),
+            cluster,
         }
     }
 
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.cluster.get()
+        self.cluster.as_ref()
     }
 
     fn state_of(&self, agent: &AgentId) -> Arc<AgentState> {

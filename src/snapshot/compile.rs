@@ -475,6 +475,9 @@ pub fn compile_measured(
             redis: c.redis.clone(),
             key_prefix: c.key_prefix.clone().unwrap_or_else(|| "warden:".into()),
             failure_mode: c.failure_mode,
+            binding_ttl: c
+                .binding_ttl
+                .map_or(crate::cluster::DEFAULT_BINDING_TTL, |d| d.0),
         }),
     })
 }

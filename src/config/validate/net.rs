@@ -251,4 +251,10 @@ pub(super) fn check_cluster(r: &mut Report<'_>) {
     {
         r.err("cluster.key_prefix", "must not contain white space");
     }
+    // A binding gone within a second would be gone before another replica could read it.
+    if c.binding_ttl
+        .is_some_and(|d| d.0 < std::time::Duration::from_secs(1))
+    {
+        r.err("cluster.binding_ttl", "must be at least 1s");
+    }
 }

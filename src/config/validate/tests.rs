@@ -803,3 +803,12 @@ fn strip_headers_are_header_names() {
 }
 
 mod protocol;
+
+#[test]
+fn a_cluster_binding_ttl_under_a_second_is_refused() {
+    let fx = Fixture::new();
+    let cluster = "cluster:\n  redis: redis://127.0.0.1:6379\n  binding_ttl: ";
+    assert_eq!(fx.errors(&format!("{HEADER}{cluster}7d\n")), Vec::new());
+    let e = fx.one_error(&format!("{cluster}500ms\n"));
+    assert_at(&e, "cluster.binding_ttl", 15, 16, "at least 1s");
+}
