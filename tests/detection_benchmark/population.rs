@@ -248,15 +248,15 @@ fn pace_for(family: Family, rng: &mut Rng) -> Pace {
     let phase = rng.unit() * TAU;
     match family {
         Family::Steady => Pace::Continuous {
-            rate: rng.log_uniform(0.01, 0.5),
+            rate: rng.log_uniform(0.01, 0.3),
             phase,
         },
         Family::Diurnal => Pace::Continuous {
-            rate: rng.log_uniform(0.02, 0.5),
+            rate: rng.log_uniform(0.02, 0.3),
             phase,
         },
         Family::IdHeavy => Pace::Continuous {
-            rate: rng.log_uniform(0.02, 0.5),
+            rate: rng.log_uniform(0.02, 0.3),
             phase,
         },
         Family::Bursty => Pace::Sessions {
