@@ -10,7 +10,8 @@
 //!
 //! Regular traffic must never cross the threshold, and every kind expected to be detected must be
 //! detected in every instance within its budget. Kinds the engine is known to miss are listed as
-//! such, with the reason, and printed rather than asserted.
+//! such, with the reason, and held only to the share it detects today, so they cannot get worse
+//! unnoticed.
 
 // A module of its own so the simulation's files live in `detection_benchmark/`.
 #[path = "detection_benchmark/mod.rs"]
@@ -34,65 +35,64 @@ const ATTACK_AT: f64 = 3.0 * DAY + 11.0 * HOUR;
 const AGENTS_PER_FAMILY: u64 = 11;
 const BASE_SEEDS: [u64; 3] = [0x5eed_0001, 0x5eed_0002, 0x5eed_0003];
 
-/// Every attack kind in every seed within its budget, as measured today; docs/detection.md has
-/// the figures behind each gap.
+/// The goal is every kind in every seed within its budget; this is where each kind stands today.
+/// docs/detection.md has the figures behind each gap.
 const EXPECTATIONS: [(AttackKind, Expected); 9] = [
     (AttackKind::NewShapeEnumeration, Expected::Met),
     (
         AttackKind::KnownShapeEnumeration,
-        Expected::KnownGap(
-            "ids fold into a shape the agent knows, so the walk is no first use; the upstream's \
-             404s only feed the error signal, capped at 0.5 so an outage cannot quarantine a fleet",
-        ),
+        Expected::KnownGap {
+            reason: "ids fold into a shape the agent knows, so the walk is no first use; the \
+             upstream's 404s only feed the error signal, capped at 0.5 so an outage cannot \
+             quarantine a fleet",
+            floor: 0.0,
+        },
     ),
     (
         AttackKind::IdScraping,
-        Expected::KnownGap(
-            "never-seen ids under a known shape are one known endpoint: nothing counts distinct \
-             objects per shape against the agent's usual count",
-        ),
+        Expected::KnownGap {
+            reason: "never-seen ids under a known shape are one known endpoint: nothing counts \
+             distinct objects per shape against the agent's usual count",
+            floor: 0.0,
+        },
     ),
     (
         AttackKind::ColdStart,
-        Expected::KnownGap(
-            "a new agent scores 0 for its learning period (an hour and 32 requests), then has \
-             learned its misbehaviour as its normal: no peer-group prior",
-        ),
+        Expected::KnownGap {
+            reason: "a new agent scores 0 for its learning period (an hour and 32 requests), then \
+             has learned its misbehaviour as its normal: no peer-group prior",
+            floor: 0.0,
+        },
     ),
     (AttackKind::BytesExfiltration, Expected::Met),
     (
         AttackKind::SlowExfiltration,
-        Expected::KnownGap(
-            "answers growing 30x over an hour stay under the learning ceiling step by step, so the \
-             bytes baseline follows them; no per-window volume against the usual volume",
-        ),
+        Expected::KnownGap {
+            reason: "answers growing 30x over an hour stay under the learning ceiling step by \
+             step, so the bytes baseline follows them; no per-window volume against the usual \
+             volume",
+            floor: 0.15,
+        },
     ),
     (AttackKind::DeniedProbing, Expected::Met),
     (
         AttackKind::Clone,
-        Expected::KnownGap(
-            "a second address or certificate counts only when both were seen within 10 s: the \
-             streams of an agent slower than one request every few seconds, or idle between \
+        Expected::KnownGap {
+            reason: "a second address or certificate counts only when both were seen within 10 s: \
+             the streams of an agent slower than one request every few seconds, or idle between \
              sessions, rarely meet in that window",
-        ),
+            floor: 0.6,
+        },
     ),
     (
         AttackKind::TargetChange,
-        Expected::KnownGap(
-            "a new upstream scores 0.72 (first upstream 0.6, first shape 0.3), under 0.8, and new \
-             shapes on a known upstream 0.3 each; other MCP tools are invisible while the \
+        Expected::KnownGap {
+            reason: "a new upstream scores 0.72 (first upstream 0.6, first shape 0.3), under 0.8, \
+             and new shapes on a known upstream 0.3 each; other MCP tools are invisible while the \
              observation carries no tool name",
-        ),
+            floor: 0.15,
+        },
     ),
-];
-
-/// No regular request over the threshold, per family, as measured today.
-const REGULAR: [(Family, Expected); 5] = [
-    (Family::Steady, Expected::Met),
-    (Family::Bursty, Expected::Met),
-    (Family::Diurnal, Expected::Met),
-    (Family::IdHeavy, Expected::Met),
-    (Family::McpTools, Expected::Met),
 ];
 
 /// One agent's run: regular traffic until the attack time, then, maybe, an attack.
@@ -246,23 +246,20 @@ fn detection_benchmark() {
         "an honest amount of regular traffic: {}",
         normal.requests
     );
-    for (family, expected) in &REGULAR {
-        let false_positives = normal
-            .false_by_family
-            .get(family.name())
-            .copied()
-            .unwrap_or(0);
-        match expected {
-            Expected::Met => assert_eq!(
-                false_positives,
-                0,
-                "no regular request of a {} agent crosses the threshold",
-                family.name()
-            ),
-            Expected::KnownGap(reason) => println!(
-                "known gap, regular {} traffic: {false_positives} false positives: {reason}",
-                family.name()
-            ),
+    assert_eq!(
+        normal.false_positives, 0,
+        "no regular request crosses the threshold"
+    );
+    for (s, expected) in &summaries {
+        if let Expected::KnownGap { floor, .. } = expected {
+            let share = s.within_budget as f64 / s.instances.max(1) as f64;
+            assert!(
+                share >= *floor,
+                "{} regressed: {}/{} detected within budget, below the {floor} measured before",
+                s.kind.name(),
+                s.within_budget,
+                s.instances
+            );
         }
     }
     let missed: Vec<String> = summaries

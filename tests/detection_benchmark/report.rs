@@ -8,12 +8,18 @@ use warden::anomaly::AnomalySettings;
 use super::attacks::{AttackKind, Budget};
 use super::tally::{Normal, Trial};
 
-/// What an attack kind, or a family's regular traffic, is held to.
+/// The room regular traffic should leave below the threshold (issue 12's goal): printed, since
+/// today's engine does not meet it.
+const MARGIN_GOAL: f64 = 0.15;
+
+/// What an attack kind is held to.
 pub enum Expected {
-    /// The goal holds (every instance detected within budget; no false positive): asserted.
+    /// Every instance detected within its budget: asserted.
     Met,
-    /// Not detected today, with the reason: printed, not asserted.
-    KnownGap(&'static str),
+    /// Missed today, for `reason`. Asserted only not to fall below `floor`, the share of
+    /// instances detected within budget when it was last measured (rounded down), so a partial
+    /// detection cannot silently get worse.
+    KnownGap { reason: &'static str, floor: f64 },
 }
 
 /// One attack kind over every seed and instance.
@@ -123,7 +129,7 @@ pub fn print_attacks(summaries: &[(KindSummary, &Expected)]) {
     for (s, expected) in summaries {
         let expected = match expected {
             Expected::Met => "detected",
-            Expected::KnownGap(_) => "known gap",
+            Expected::KnownGap { .. } => "known gap",
         };
         println!(
             "| {} | {expected} | {}/{} | {} | {} | {} | {:.2} | {} |",
@@ -161,18 +167,14 @@ pub fn print_normal(normal: &Normal, settings: &AnomalySettings) {
             normal.false_by_family, normal.false_by_signal
         );
     }
-    let margins: Vec<String> = normal
-        .max_by_family
-        .iter()
-        .filter(|(f, _)| !normal.false_by_family.contains_key(*f))
-        .map(|(_, v)| settings.threshold - v)
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))))
-        .map(|m| format!("{m:.3}"))
-        .into_iter()
-        .collect();
+    let margin = settings.threshold - normal.max_score;
+    let verdict = if margin >= MARGIN_GOAL {
+        "met"
+    } else {
+        "not met"
+    };
     println!(
-        "smallest margin below the threshold among families without false positives: {}",
-        margins.join("")
+        "goal, largest regular score at least {MARGIN_GOAL} below the threshold: {verdict} (margin {margin:.3})"
     );
     let signals: Vec<String> = normal
         .max_signal
@@ -195,7 +197,7 @@ pub fn print_gaps(summaries: &[(KindSummary, &Expected)]) {
         );
     }
     for (s, expected) in summaries {
-        if let Expected::KnownGap(reason) = expected {
+        if let Expected::KnownGap { reason, .. } = expected {
             let note = if s.all_within_budget() {
                 " -- now detected in every instance: make it `Met`"
             } else {
