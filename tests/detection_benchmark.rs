@@ -87,9 +87,10 @@ const EXPECTATIONS: [(AttackKind, Expected); 9] = [
     (
         AttackKind::TargetChange,
         Expected::KnownGap {
-            reason: "a new upstream scores 0.72 (first upstream 0.6, first shape 0.3), under 0.8, \
-             and new shapes on a known upstream 0.3 each; other MCP tools are invisible while the \
-             observation carries no tool name",
+            reason: "a new upstream scores 0.72 (first upstream 0.6, first shape 0.3) and at most \
+             0.79 with three shapes' enumeration, under 0.8; a new shape on a known upstream \
+             scores 0.3, under the learning ceiling, so it is learned on first use; other MCP \
+             tools are invisible while the observation carries no tool name",
             floor: 0.15,
         },
     ),
