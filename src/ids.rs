@@ -121,6 +121,14 @@ impl AgentId {
         &rest[..rest.find('/').unwrap_or(rest.len())]
     }
 
+    /// Whether the id belongs to `domain`, compared as the verifier compares it: exactly.
+    pub fn is_in(&self, domain: &str) -> bool {
+        !domain.contains('/')
+            && self.0[SCHEME.len()..]
+                .strip_prefix(domain)
+                .is_some_and(|path| path.is_empty() || path.starts_with('/'))
+    }
+
     /// The path, starting with `/`.
     pub fn path(&self) -> &str {
         &self.0[SCHEME.len() + self.trust_domain().len()..]

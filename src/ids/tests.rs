@@ -17,6 +17,22 @@ fn well_formed_ids_parse_and_keep_their_parts() {
 }
 
 #[test]
+fn membership_of_a_trust_domain_is_exact() {
+    let id = AgentId::parse("spiffe://example.org/agent/bot").unwrap();
+    assert!(id.is_in("example.org"));
+    for other in [
+        "example",
+        "example.or",
+        "example.org.evil",
+        "EXAMPLE.ORG",
+        "",
+        "example.org/agent",
+    ] {
+        assert!(!id.is_in(other), "{other}");
+    }
+}
+
+#[test]
 fn every_malformed_form_is_refused_with_its_reason() {
     use SpiffeIdError::*;
     let cases: &[(&str, SpiffeIdError)] = &[

@@ -251,7 +251,7 @@ fn identify<'s>(
     agent: &AgentId,
     trace: &mut Trace,
 ) -> Result<&'s AgentPolicy, Refusal> {
-    if agent.trust_domain() != snap.trust_domain.as_ref() {
+    if !agent.is_in(&snap.trust_domain) {
         return Err(
             Refusal::new(Reason::NoIdentity, trace.clone()).because(format!(
                 "`{agent}` is outside the trust domain {}",

@@ -44,10 +44,17 @@ pub fn ambiguity(
 fn has_method_override(query: &str) -> bool {
     query.split(['&', ';']).any(|pair| {
         let name = pair.split('=').next().unwrap_or(pair);
-        let name = decode(name);
-        OVERRIDE_PARAMS
-            .iter()
-            .any(|p| folded_eq(&name, p.as_bytes()))
+        let overrides = |name: &[u8]| {
+            OVERRIDE_PARAMS
+                .iter()
+                .any(|p| folded_eq(name, p.as_bytes()))
+        };
+        // Most names carry no escape: they are compared as written, without a copy.
+        if name.bytes().any(|b| b == b'%' || b == b'+') {
+            overrides(&decode(name))
+        } else {
+            overrides(name.as_bytes())
+        }
     })
 }
 
