@@ -22,6 +22,9 @@ pub struct SignalReport {
     pub baseline: f64,
     /// E.g. `rate 42/s vs usual 3/s`.
     pub detail: String,
+    /// What it is about, when it is one thing: the tool, the path shape, the upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 impl BehaviourReport {
@@ -43,12 +46,15 @@ impl SignalReport {
             value: s.value,
             baseline: s.baseline,
             detail: detail(s),
+            subject: (!s.subject.is_empty()).then(|| s.subject.to_string()),
         }
     }
 }
 
-fn detail(s: &Signal) -> String {
+/// The operator's sentence for a signal.
+pub(crate) fn detail(s: &Signal) -> String {
     let (v, b) = (s.value, s.baseline);
+    let subject = s.subject.as_str();
     match s.kind {
         SignalKind::Rate => format!("rate {}/s vs usual {}/s", num(v), num(b)),
         SignalKind::NewUpstream => "first use of this upstream".to_owned(),
@@ -80,6 +86,28 @@ fn detail(s: &Signal) -> String {
             num(v),
             percent(b)
         ),
+        SignalKind::NewTool if v > 1.5 => format!(
+            "first call of tool {subject}; {} tools never used before called lately",
+            num(v)
+        ),
+        SignalKind::NewTool => format!("first call of tool {subject}"),
+        SignalKind::ToolBurst => format!(
+            "called {} distinct tools in the last minute or two vs usual {}",
+            num(v),
+            num(b)
+        ),
+        SignalKind::MassAccess => format!(
+            "read {} distinct items under {subject} in {} s; usually {}",
+            num(v),
+            crate::anomaly::mass::WINDOW,
+            num(b)
+        ),
+        SignalKind::ToolRate => format!("tool calls {}/s vs usual {}/s", num(v), num(b)),
+        SignalKind::ToolDenials => format!(
+            "denied {} of recent tool calls vs usual {}",
+            percent(v),
+            percent(b)
+        ),
     }
 }
 
@@ -109,6 +137,7 @@ fn bytes(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::anomaly::Subject;
 
     #[test]
     fn details_read_as_sentences() {
@@ -117,6 +146,7 @@ mod tests {
             strength: 1.0,
             value: 42.0,
             baseline: 3.0,
+            subject: Subject::default(),
         };
         assert_eq!(detail(&rate), "rate 42/s vs usual 3.0/s");
         let out = Signal {
@@ -124,6 +154,7 @@ mod tests {
             strength: 1.0,
             value: 40960.0,
             baseline: 2048.0,
+            subject: Subject::default(),
         };
         assert_eq!(detail(&out), "responses 40.0 KiB vs usual 2.0 KiB");
         let denials = Signal {
@@ -131,6 +162,7 @@ mod tests {
             strength: 1.0,
             value: 0.6,
             baseline: 0.01,
+            subject: Subject::default(),
         };
         assert_eq!(
             detail(&denials),

@@ -1,12 +1,15 @@
 //! One agent's state and the per-request update: fast trackers, score, then baseline learning.
 
 use super::hours::HourHistogram;
-use super::shape::{hash_str, path_shape, Hasher};
+use super::mass::MassAccess;
+use super::shape::{hash_str, shape_and_object, Hasher};
+use super::subject::Subject;
+use super::tools::ToolUse;
 use super::trackers::{
     BytesOut, CloneWatch, Keys, Novelty, Rate, Share, ShareLimits, NEW_METHOD, NEW_PATH_SHAPE,
     NEW_UPSTREAM,
 };
-use super::{AnomalySettings, Observation, Score, Signal, SignalKind};
+use super::{AnomalySettings, Observation, ObservationContext, Score, Signal, SignalKind};
 
 /// However short the configured period, a baseline needs this many requests.
 pub const MIN_LEARNING_REQUESTS: u64 = 32;
@@ -52,6 +55,8 @@ pub(crate) struct State {
     pub(crate) novelty: Novelty,
     pub(crate) hours: HourHistogram,
     pub(crate) clone: CloneWatch,
+    pub(crate) tools: ToolUse,
+    pub(crate) mass: MassAccess,
     pub(crate) held: f64,
     held_at: f64,
     pub(crate) top: [Option<Signal>; TOP_SIGNALS],
@@ -65,7 +70,12 @@ impl State {
         }
     }
 
-    pub(crate) fn observe(&mut self, obs: &Observation<'_>, settings: &AnomalySettings) -> Score {
+    pub(crate) fn observe(
+        &mut self,
+        obs: &Observation<'_>,
+        ctx: &ObservationContext<'_>,
+        settings: &AnomalySettings,
+    ) -> Score {
         let now = obs.now.as_secs_f64();
         let first = *self.first.get_or_insert(now);
         let gap = (self.requests > 0).then(|| (now - self.last).max(0.0));
@@ -74,10 +84,10 @@ impl State {
         self.learning = now - first < settings.learning_period.as_secs_f64()
             || self.requests <= MIN_LEARNING_REQUESTS;
 
-        let keys = keys(obs);
+        let keys = keys(obs, ctx);
         self.track(obs, &keys, gap, now);
         if !self.learning {
-            let (raw, top) = self.score(obs, now, now - first);
+            let (raw, top) = self.score(obs, ctx, now, now - first);
             self.hold(raw, top, now);
         }
         let ceiling = LEARN_CEILING.min(settings.threshold / 2.0);
@@ -96,6 +106,12 @@ impl State {
         self.errors.observe(is_error(obs), now, &ERRORS);
         self.novelty.observe(keys, now);
         self.clone.observe(keys, now);
+        self.tools.observe(keys.tool, obs.denied, now);
+        // Only objects the upstream handed over count as read.
+        let read = (!obs.denied && obs.status < 400)
+            .then_some(keys.object)
+            .flatten();
+        self.mass.observe(keys.endpoint, read, now);
     }
 
     fn learn(&mut self, obs: &Observation<'_>, keys: &Keys, now: f64) {
@@ -105,17 +121,33 @@ impl State {
         self.errors.learn();
         self.novelty.learn(keys, !obs.denied);
         self.clone.learn();
+        self.tools.learn(!obs.denied);
+        self.mass.learn();
         self.hours.add(now, obs.hour_of_week);
     }
 
-    fn score(&self, obs: &Observation<'_>, now: f64, history: f64) -> (f64, [Option<Signal>; 3]) {
+    fn score(
+        &self,
+        obs: &Observation<'_>,
+        ctx: &ObservationContext<'_>,
+        now: f64,
+        history: f64,
+    ) -> (f64, [Option<Signal>; 3]) {
         let flag = |on: bool, strength: f64| if on { strength } else { 0.0 };
         let off_hours = self
             .hours
             .share(obs.hour_of_week, history)
             .map_or(0.0, HourHistogram::strength);
+        // On an MCP route most requests are tool calls, so the tool-call rate and the request
+        // rate (or tool denials and all denials) measure one thing: it counts once, under the
+        // name of the stronger.
+        let (rate, tool_rate) = stronger_of(self.rate.strength(), self.tools.rate_strength());
+        let (denials, tool_denials) = stronger_of(
+            self.denials.strength(now, &DENIALS),
+            self.tools.denial_strength(now),
+        );
         let candidates = [
-            (SignalKind::Rate, self.rate.strength()),
+            (SignalKind::Rate, rate),
             (
                 SignalKind::NewUpstream,
                 flag(self.novelty.new_upstream, NEW_UPSTREAM),
@@ -129,14 +161,16 @@ impl State {
                 flag(self.novelty.new_endpoint, NEW_PATH_SHAPE),
             ),
             (SignalKind::Enumeration, self.novelty.enumeration(now)),
-            (
-                SignalKind::DenialBurst,
-                self.denials.strength(now, &DENIALS),
-            ),
+            (SignalKind::DenialBurst, denials),
             (SignalKind::ErrorRate, self.errors.strength(now, &ERRORS)),
             (SignalKind::BytesOut, self.bytes.strength()),
             (SignalKind::OffHours, off_hours),
             (SignalKind::Clone, self.clone.strength(now)),
+            (SignalKind::NewTool, self.tools.new_tool_strength(now)),
+            (SignalKind::ToolBurst, self.tools.burst_strength()),
+            (SignalKind::ToolRate, tool_rate),
+            (SignalKind::ToolDenials, tool_denials),
+            (SignalKind::MassAccess, self.mass.strength()),
         ];
         let mut quiet = 1.0;
         let mut top: [Option<Signal>; TOP_SIGNALS] = [None; TOP_SIGNALS];
@@ -145,7 +179,10 @@ impl State {
                 continue;
             }
             quiet *= 1.0 - strength.clamp(0.0, 1.0);
-            insert_top(&mut top, self.explain(kind, strength, obs, now, history));
+            insert_top(
+                &mut top,
+                self.explain(kind, strength, obs, ctx, now, history),
+            );
         }
         ((1.0 - quiet).clamp(0.0, 1.0), top)
     }
@@ -156,6 +193,7 @@ impl State {
         kind: SignalKind,
         strength: f64,
         obs: &Observation<'_>,
+        ctx: &ObservationContext<'_>,
         now: f64,
         history: f64,
     ) -> Signal {
@@ -171,12 +209,18 @@ impl State {
                 .share(obs.hour_of_week, history)
                 .map_or((0.0, 0.0), |s| (s.share, s.even)),
             SignalKind::Clone => self.clone.counts(now),
+            SignalKind::NewTool => self.tools.new_counts(now),
+            SignalKind::ToolBurst => self.tools.distinct_counts(),
+            SignalKind::ToolRate => self.tools.rates(),
+            SignalKind::ToolDenials => self.tools.denial_shares(),
+            SignalKind::MassAccess => self.mass.report(),
         };
         Signal {
             kind,
             strength,
             value,
             baseline,
+            subject: subject(kind, obs, ctx),
         }
     }
 
@@ -212,6 +256,30 @@ impl State {
     }
 }
 
+/// What a signal is about, named only when it is one thing the request shows.
+fn subject(kind: SignalKind, obs: &Observation<'_>, ctx: &ObservationContext<'_>) -> Subject {
+    match kind {
+        SignalKind::NewUpstream => Subject::new(obs.upstream),
+        SignalKind::NewMethod => Subject::new(obs.method),
+        SignalKind::NewPathShape | SignalKind::Enumeration | SignalKind::MassAccess => {
+            Subject::path_shape(obs.path)
+        }
+        SignalKind::NewTool | SignalKind::ToolRate | SignalKind::ToolDenials => {
+            ctx.tool.map(Subject::new).unwrap_or_default()
+        }
+        _ => Subject::default(),
+    }
+}
+
+/// Two strengths of one phenomenon: the stronger stays, the other is zeroed.
+fn stronger_of(a: f64, b: f64) -> (f64, f64) {
+    if b > a {
+        (0.0, b)
+    } else {
+        (a, 0.0)
+    }
+}
+
 fn insert_top(top: &mut [Option<Signal>; TOP_SIGNALS], signal: Signal) {
     let weaker = |slot: &Option<Signal>| slot.is_none_or(|s| s.strength < signal.strength);
     if let Some(pos) = top.iter().position(weaker) {
@@ -226,13 +294,14 @@ fn is_error(obs: &Observation<'_>) -> bool {
     !obs.denied && obs.status >= 400 && !(502..=504).contains(&obs.status)
 }
 
-fn keys(obs: &Observation<'_>) -> Keys {
+fn keys(obs: &Observation<'_>, ctx: &ObservationContext<'_>) -> Keys {
     let upstream = hash_str(b'u', obs.upstream);
     let method = hash_str(b'm', obs.method);
     let mut endpoint = Hasher::new(b'e');
     endpoint.u64(upstream);
     endpoint.u64(method);
-    endpoint.u64(path_shape(obs.path));
+    let (shape, object) = shape_and_object(obs.path);
+    endpoint.u64(shape);
     let mut ip = Hasher::new(b'i');
     match obs.source_ip {
         std::net::IpAddr::V4(v4) => ip.bytes(&v4.octets()),
@@ -244,5 +313,7 @@ fn keys(obs: &Observation<'_>) -> Keys {
         endpoint: endpoint.finish(),
         ip: ip.finish(),
         serial: hash_str(b's', obs.cert_serial),
+        tool: ctx.tool.map(|t| hash_str(b't', t)),
+        object,
     }
 }

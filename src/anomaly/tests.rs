@@ -25,6 +25,8 @@ struct Req {
     bytes_out: u64,
     ip: IpAddr,
     serial: &'static str,
+    /// The MCP tool of a `tools/call`.
+    tool: Option<&'static str>,
 }
 
 impl Sim {
@@ -57,6 +59,7 @@ impl Sim {
             bytes_out: 2000 + (self.n * 37 % 400),
             ip: IP_A,
             serial: "01",
+            tool: None,
         }
     }
 
@@ -76,7 +79,8 @@ impl Sim {
             now: Duration::from_secs_f64(self.now),
             hour_of_week: 10 + ((self.now / 3600.0) as u16 % 8),
         };
-        self.agent.observe(&obs, &self.settings)
+        let ctx = ObservationContext { tool: req.tool };
+        self.agent.observe_with(&obs, &ctx, &self.settings)
     }
 
     /// Steady behaviour with a little deterministic jitter; returns the highest score seen.
@@ -423,4 +427,209 @@ fn settings_defaults() {
     assert!(s.enabled);
     assert_eq!(s.threshold, 0.8);
     assert_eq!(s.quarantine_for, Duration::from_secs(900));
+}
+
+/// An MCP agent: every request is a `tools/call` on `POST /mcp`, one of its usual tools.
+const USUAL_TOOLS: [&str; 4] = ["search_docs", "get_ticket", "add_comment", "list_tickets"];
+const OTHER_TOOLS: [&str; 6] = [
+    "delete_repo",
+    "export_customers",
+    "read_secret",
+    "create_user",
+    "run_query",
+    "send_email",
+];
+
+impl Sim {
+    fn tool_call(&self, tool: &'static str) -> Req {
+        Req {
+            upstream: "tickets",
+            method: "POST",
+            path: "/mcp".to_owned(),
+            bytes_out: 1500 + (self.n * 37 % 400),
+            tool: Some(tool),
+            ..self.normal()
+        }
+    }
+
+    fn usual_tool_call(&self) -> Req {
+        // Irregular order, uneven use: the agent's habits, not a cycle.
+        let pick = (self.n * 7919 % 13) as usize;
+        self.tool_call(USUAL_TOOLS[[0, 0, 0, 1, 1, 1, 2, 2, 3, 0, 1, 2, 3][pick]])
+    }
+
+    fn mcp_learned() -> Self {
+        let mut sim = Self::new();
+        for i in 0..1000u64 {
+            let req = sim.usual_tool_call();
+            let gap = 2.0 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+            assert_eq!(sim.send(&req, gap).value, 0.0);
+        }
+        assert!(!sim.agent.snapshot().learning);
+        sim
+    }
+
+    fn mcp_steady(&mut self, requests: u64) -> f64 {
+        (0..requests)
+            .map(|i| {
+                let req = self.usual_tool_call();
+                let gap = 2.0 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+                self.send(&req, gap).value
+            })
+            .fold(0.0, f64::max)
+    }
+}
+
+#[test]
+fn mcp_agent_calling_tools_it_never_used_is_flagged() {
+    let mut sim = Sim::mcp_learned();
+    let alarm = sim.until_alarm(12, 2.0, |s, i| {
+        s.tool_call(OTHER_TOOLS[(i as usize - 1) % OTHER_TOOLS.len()])
+    });
+    assert!(alarm.is_some_and(|n| n <= 5), "{alarm:?}");
+    let report = sim.agent.snapshot();
+    let new_tool = report
+        .signals
+        .iter()
+        .find(|s| s.signal == SignalKind::NewTool);
+    let new_tool = new_tool.map(|s| (s.subject.as_deref(), s.detail.as_str()));
+    assert!(
+        new_tool.is_some_and(
+            |(subject, detail)| subject.is_some_and(|t| OTHER_TOOLS.contains(&t))
+                && detail.contains("tools never used before")
+        ),
+        "{:?}",
+        report.signals
+    );
+}
+
+#[test]
+fn one_rare_tool_is_not_an_alarm_and_is_named() {
+    let mut sim = Sim::mcp_learned();
+    let req = sim.tool_call("export_customers");
+    let score = sim.send(&req, 2.0);
+    assert!(score.value < 0.5, "{}", score.value);
+    let top = score.top.first().copied();
+    assert_eq!(top.map(|s| s.kind), Some(SignalKind::NewTool));
+    assert_eq!(
+        top.map(|s| s.subject.to_string()).as_deref(),
+        Some("export_customers")
+    );
+    let detail = &sim.agent.snapshot().signals[0].detail;
+    assert_eq!(detail, "first call of tool export_customers");
+    assert!(sim.mcp_steady(200) < sim.settings.threshold);
+}
+
+#[test]
+fn denied_tool_calls_burst() {
+    let mut sim = Sim::mcp_learned();
+    let alarm = sim.until_alarm(30, 2.0, |s, _| Req {
+        status: 403,
+        denied: true,
+        bytes_out: 90,
+        ..s.usual_tool_call()
+    });
+    assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
+    let top = top_kind(&sim.agent.current());
+    assert!(
+        matches!(top, Some(SignalKind::ToolDenials | SignalKind::DenialBurst)),
+        "{top:?}"
+    );
+}
+
+#[test]
+fn tool_call_rate() {
+    // One request in ten is a tool call; the rest read over plain HTTP.
+    let mut sim = Sim::new();
+    for i in 0..1500u64 {
+        let req = if i % 10 == 0 {
+            sim.usual_tool_call()
+        } else {
+            sim.normal()
+        };
+        let gap = 2.0 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+        assert_eq!(sim.send(&req, gap).value, 0.0);
+    }
+    // Then every request is a tool call, at the same request rate: only the tool-call rate moved.
+    let alarm = sim.until_alarm(40, 2.0, |s, _| s.usual_tool_call());
+    assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
+    let score = sim.agent.current();
+    assert_eq!(top_kind(&score), Some(SignalKind::ToolRate), "{score:?}");
+    let detail = &sim.agent.snapshot().signals[0].detail;
+    assert!(
+        detail.starts_with("tool calls ") && detail.contains("vs usual 0.1/s"),
+        "{detail}"
+    );
+}
+
+fn has_signal(score: &Score, kind: SignalKind) -> bool {
+    score.top.iter().any(|s| s.kind == kind)
+}
+
+#[test]
+fn mass_access_under_a_known_shape() {
+    // A poller: ten requests a second over three shapes, always the same few objects.
+    let mut sim = Sim::new();
+    for i in 0..8000u64 {
+        let mut req = sim.normal();
+        req.path = format!("/inventory/items/{}", 1000 + i % 5);
+        let gap = 0.1 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+        assert!(sim.send(&req, gap).value < 0.5);
+    }
+    // Then, at the same pace, an object never read before on every request.
+    let alarm = sim.until_alarm(60, 0.1, |s, i| Req {
+        path: format!("/inventory/items/{}", 50_000 + i),
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 40), "{alarm:?}");
+    let score = sim.agent.current();
+    assert_eq!(top_kind(&score), Some(SignalKind::MassAccess), "{score:?}");
+}
+
+#[test]
+fn mass_access_under_a_new_shape() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(60, 0.05, |s, i| Req {
+        path: format!("/public/items/{}", 70_000 + i * 13),
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
+    assert!(has_signal(&sim.agent.current(), SignalKind::MassAccess));
+}
+
+#[test]
+fn rereading_known_objects_is_not_mass_access() {
+    let mut sim = Sim::learned();
+    for i in 0..300u64 {
+        let req = Req {
+            path: format!("/inventory/items/{}", 1000 + i % 2),
+            ..sim.normal()
+        };
+        let score = sim.send(&req, 0.05);
+        assert!(!has_signal(&score, SignalKind::MassAccess), "{score:?}");
+    }
+}
+
+#[test]
+fn mass_access_says_what_it_compared() {
+    let mut sim = Sim::learned();
+    sim.until_alarm(60, 0.05, |s, i| Req {
+        path: format!("/public/items/{}", 70_000 + i * 13),
+        ..s.normal()
+    });
+    let report = sim.agent.snapshot();
+    let mass = report
+        .signals
+        .iter()
+        .find(|s| s.signal == SignalKind::MassAccess);
+    let detail = mass.map(|s| s.detail.as_str()).unwrap_or_default();
+    assert!(
+        detail.starts_with("read ")
+            && detail.contains(" distinct items under /public/items/* in 10 s; usually "),
+        "{detail}"
+    );
+    assert_eq!(
+        mass.and_then(|s| s.subject.as_deref()),
+        Some("/public/items/*")
+    );
 }

@@ -209,6 +209,10 @@ pub(crate) struct Keys {
     pub(crate) endpoint: u64,
     pub(crate) ip: u64,
     pub(crate) serial: u64,
+    /// The MCP tool called, if any.
+    pub(crate) tool: Option<u64>,
+    /// The object the path names (its folded ids), if any.
+    pub(crate) object: Option<u64>,
 }
 
 pub(crate) const NEW_UPSTREAM: f64 = 0.6;

@@ -14,7 +14,7 @@ use super::conn_info::ConnInfo;
 use super::record::{observe, RequestRecord};
 use super::runtime::Runtime;
 use crate::agents::{AgentState, CloseReason};
-use crate::anomaly::Observation;
+use crate::anomaly::{Observation, ObservationContext};
 use crate::clock::UtcMoment;
 use crate::decision::{Reason, Verdict, ALLOWED};
 use crate::forward::body::OnEnd;
@@ -155,7 +155,13 @@ impl TunnelRecord {
             now: self.rt.mono(),
             hour_of_week: UtcMoment::from_unix_ms(self.rt.clock.now_unix_ms()).hour_of_week(),
         };
-        let (score, signals) = observe(&self.rt, &self.snap, agent, &obs);
+        let (score, signals) = observe(
+            &self.rt,
+            &self.snap,
+            agent,
+            &obs,
+            &ObservationContext::default(),
+        );
         if let Some(m) = agent.metrics.get() {
             m.anomaly_score.set(score);
         }

@@ -13,7 +13,7 @@ use super::conn_info::ConnInfo;
 use super::runtime::Runtime;
 use crate::admit::InFlightSlot;
 use crate::agents::AgentState;
-use crate::anomaly::{AnomalyAction, Observation};
+use crate::anomaly::{AnomalyAction, Observation, ObservationContext};
 use crate::clock::UtcMoment;
 use crate::decision::{Reason, RuleRef, Verdict, ALLOWED};
 use crate::forward::body::OnEnd;
@@ -199,6 +199,12 @@ impl RequestRecord {
         self.rule.as_ref().map(|r| self.snap.rule_label(r))
     }
 
+    /// The tool an MCP `tools/call` names, for the engine's tool signals.
+    fn called_tool(&self) -> Option<&str> {
+        let rpc = self.rpc.as_ref()?;
+        (&*rpc.method == "tools/call").then_some(rpc.target.as_deref())?
+    }
+
     /// What the anomaly engine's MCP signals read: the JSON-RPC method and the tool, resource or
     /// prompt it names (task ids are not targets: they are new for every task).
     pub fn rpc_observed(&self) -> (Option<&str>, Option<&str>) {
@@ -303,7 +309,10 @@ impl RequestRecord {
             now: self.rt.mono(),
             hour_of_week: UtcMoment::from_unix_ms(now_ms).hour_of_week(),
         };
-        let (score, signals) = observe(&self.rt, &self.snap, agent, &obs);
+        let ctx = ObservationContext {
+            tool: self.called_tool(),
+        };
+        let (score, signals) = observe(&self.rt, &self.snap, agent, &obs, &ctx);
         self.anomaly_score = score;
         self.anomaly_updated = true;
         if !signals.is_empty() {
@@ -320,9 +329,10 @@ pub(super) fn observe(
     snap: &Snapshot,
     agent: &AgentState,
     obs: &Observation<'_>,
+    ctx: &ObservationContext<'_>,
 ) -> (f64, Vec<Cow<'static, str>>) {
     let settings = &snap.anomaly;
-    let score = agent.behaviour.observe(obs, settings);
+    let score = agent.behaviour.observe_with(obs, ctx, settings);
     let signals: Vec<Cow<'static, str>> = score
         .top
         .iter()
