@@ -711,7 +711,10 @@ impl McpAgent {
             now: Duration::from_secs_f64(self.now),
             hour_of_week: ((START_HOUR_OF_WEEK + self.now / HOUR) as u16) % 168,
         };
-        let ctx = ObservationContext { tool: Some(tool) };
+        let ctx = ObservationContext {
+            tool: Some(tool),
+            ..ObservationContext::default()
+        };
         self.behaviour.observe_with(&obs, &ctx, settings)
     }
 

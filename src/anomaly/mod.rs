@@ -13,6 +13,8 @@
 
 mod hours;
 mod mass;
+mod peer_signals;
+mod peers;
 mod presence;
 mod report;
 mod sets;
@@ -27,7 +29,7 @@ mod trackers;
 mod tests;
 
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -41,6 +43,7 @@ pub enum AnomalyAction {
     Quarantine,
 }
 
+pub use peers::{group_key, PeerGroup, PeerGroups, PeerReport, MIN_PEERS};
 pub use report::{BehaviourReport, SignalReport};
 pub use shape::{is_identifier, path_shape, SHAPE_SEGMENTS};
 use state::State;
@@ -104,6 +107,8 @@ pub struct Observation<'a> {
 pub struct ObservationContext<'a> {
     /// The tool an MCP `tools/call` names (`params.name`).
     pub tool: Option<&'a str>,
+    /// The agent's peer group (the agents sharing its roles), if it has one.
+    pub peers: Option<&'a Arc<PeerGroup>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

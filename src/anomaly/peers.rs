@@ -194,16 +194,13 @@ impl PeerGroup {
             let (slot_key, mask) = (self.features.get(i)?, self.features.get(i + 1)?);
             match slot_key.load(Ordering::Acquire) {
                 k if k == key => return Some(mask),
-                0 if insert => match slot_key.compare_exchange(
-                    0,
-                    key,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => return Some(mask),
-                    Err(k) if k == key => return Some(mask),
-                    Err(_) => continue,
-                },
+                0 if insert => {
+                    match slot_key.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => return Some(mask),
+                        Err(k) if k == key => return Some(mask),
+                        Err(_) => continue,
+                    }
+                }
                 0 => return None,
                 _ => continue,
             }
@@ -267,10 +264,6 @@ impl PeerView<'_> {
         let s = &self.group.endpoints;
         s.share(&s.denied)
     }
-
-    pub(crate) fn report(&self) -> PeerReport {
-        PeerReport::of(self.group)
-    }
 }
 
 /// What `/agents/{id}` shows about the agent's peer group.
@@ -294,4 +287,47 @@ impl PeerReport {
                 && group.coherence().is_some_and(|c| c >= 0.5),
         }
     }
+}
+
+/// Every peer group of the process by its key, kept across reloads so a group's baseline
+/// outlives a config change. Bounded by the role and label sets the configs name.
+#[derive(Debug, Default)]
+pub struct PeerGroups {
+    groups: dashmap::DashMap<Arc<str>, Arc<PeerGroup>>,
+}
+
+impl PeerGroups {
+    /// The group of `key`, made on first use (the only allocation, once per group).
+    pub fn get(&self, key: &Arc<str>) -> Arc<PeerGroup> {
+        if let Some(g) = self.groups.get(key) {
+            return g.clone();
+        }
+        self.groups
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(PeerGroup::new(key.clone())))
+            .clone()
+    }
+}
+
+/// The peer-group key of an agent: its sorted role names, or without roles its sorted labels;
+/// `None` for an agent with neither.
+pub fn group_key<'a>(
+    roles: impl IntoIterator<Item = &'a str>,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<Arc<str>> {
+    let mut roles: Vec<&str> = roles.into_iter().collect();
+    if !roles.is_empty() {
+        roles.sort_unstable();
+        roles.dedup();
+        return Some(format!("roles:{}", roles.join(",")).into());
+    }
+    let mut labels: Vec<String> = labels
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if labels.is_empty() {
+        return None;
+    }
+    labels.sort_unstable();
+    Some(format!("labels:{}", labels.join(",")).into())
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::peers::PeerReport;
 use super::state::State;
 use super::{Signal, SignalKind};
 
@@ -12,6 +13,10 @@ pub struct BehaviourReport {
     pub requests: u64,
     pub score: f64,
     pub signals: Vec<SignalReport>,
+    /// Scored by its peer group's baseline, having none of its own yet.
+    pub judged_by_peers: bool,
+    /// Its peer group, when it has one.
+    pub peers: Option<PeerReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,6 +39,8 @@ impl BehaviourReport {
             requests: state.requests,
             score: state.held,
             signals: state.top.iter().flatten().map(SignalReport::of).collect(),
+            judged_by_peers: state.learning && state.peer_novelty.judged,
+            peers: state.peers.as_deref().map(PeerReport::of),
         }
     }
 }

@@ -1,7 +1,11 @@
 //! One agent's state and the per-request update: fast trackers, score, then baseline learning.
 
 use super::hours::HourHistogram;
+use std::sync::Arc;
+
 use super::mass::MassAccess;
+use super::peer_signals::PeerNovelty;
+use super::peers::{Feature, Membership, PeerGroup, PeerView, Teaching};
 use super::shape::{hash_str, shape_and_object, Hasher};
 use super::subject::Subject;
 use super::tools::ToolUse;
@@ -42,7 +46,7 @@ pub(crate) const ERRORS: ShareLimits = ShareLimits {
     cap: 0.5,
 };
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct State {
     first: Option<f64>,
     last: f64,
@@ -57,6 +61,10 @@ pub(crate) struct State {
     pub(crate) clone: CloneWatch,
     pub(crate) tools: ToolUse,
     pub(crate) mass: MassAccess,
+    pub(crate) peer_novelty: PeerNovelty,
+    /// The group it was last seen in, and its place there once it teaches the group.
+    pub(crate) peers: Option<Arc<PeerGroup>>,
+    membership: Option<Membership>,
     pub(crate) held: f64,
     held_at: f64,
     pub(crate) top: [Option<Signal>; TOP_SIGNALS],
@@ -86,15 +94,73 @@ impl State {
 
         let keys = keys(obs, ctx);
         self.track(obs, &keys, gap, now);
-        if !self.learning {
-            let (raw, top) = self.score(obs, ctx, now, now - first);
+        let view = ctx.peers.and_then(|g| g.view(self.membership));
+        self.peer_novelty.observe(view.as_ref(), &keys, now);
+        if !self.learning || view.is_some() {
+            let (raw, top) = self.score(obs, ctx, view.as_ref(), now, now - first);
             self.hold(raw, top, now);
         }
+        // Nothing learns from a request under suspicion: not its own baseline (even while it is
+        // learning, once its peers flag it), not its peers'.
         let ceiling = LEARN_CEILING.min(settings.threshold / 2.0);
-        if self.learning || self.held < ceiling {
+        if self.held_at_time(now) < ceiling {
             self.learn(obs, &keys, now);
+            if !self.learning {
+                self.teach_peers(ctx.peers, obs, &keys);
+            }
         }
+        self.remember_group(ctx.peers);
         self.current()
+    }
+
+    fn remember_group(&mut self, group: Option<&Arc<PeerGroup>>) {
+        let same = match (&self.peers, group) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.peers = group.cloned();
+        }
+    }
+
+    /// An established agent behaving normally is one of the examples its peers learn from.
+    fn teach_peers(&mut self, group: Option<&Arc<PeerGroup>>, obs: &Observation<'_>, keys: &Keys) {
+        let Some(group) = group else { return };
+        if obs.denied {
+            // A refused request is not a habit, but it counts in the peers' usual denial share.
+            self.membership.filter(|m| group.is_group_of(m)).map(|m| {
+                group.teach(m, &[], self.teaching(obs, keys));
+            });
+            return;
+        }
+        let member = match self.membership.filter(|m| group.is_group_of(m)) {
+            Some(m) => m,
+            None => *self.membership.insert(group.join()),
+        };
+        let mut features = [
+            (Feature::Upstream, keys.upstream),
+            (Feature::Method, keys.method),
+            (Feature::Endpoint, keys.endpoint),
+            (Feature::Tool, 0),
+        ];
+        let n = match keys.tool {
+            Some(t) => {
+                features[3].1 = t;
+                4
+            }
+            None => 3,
+        };
+        group.teach(member, &features[..n], self.teaching(obs, keys));
+    }
+
+    fn teaching(&self, obs: &Observation<'_>, keys: &Keys) -> Teaching {
+        Teaching {
+            sequence: self.requests,
+            endpoint: keys.endpoint,
+            tool: keys.tool,
+            denied: obs.denied,
+        }
     }
 
     fn track(&mut self, obs: &Observation<'_>, keys: &Keys, gap: Option<f64>, now: f64) {
@@ -130,9 +196,17 @@ impl State {
         &self,
         obs: &Observation<'_>,
         ctx: &ObservationContext<'_>,
+        view: Option<&PeerView<'_>>,
         now: f64,
         history: f64,
     ) -> (f64, [Option<Signal>; 3]) {
+        if self.learning {
+            let Some(view) = view else {
+                return (0.0, [None; TOP_SIGNALS]);
+            };
+            let candidates = self.peer_novelty.alone(view, &self.denials, now);
+            return self.combine(candidates, obs, ctx, Some(view), now, history);
+        }
         let flag = |on: bool, strength: f64| if on { strength } else { 0.0 };
         let off_hours = self
             .hours
@@ -171,7 +245,24 @@ impl State {
             (SignalKind::ToolRate, tool_rate),
             (SignalKind::ToolDenials, tool_denials),
             (SignalKind::MassAccess, self.mass.strength()),
-        ];
+        ]
+        .map(|(kind, strength)| {
+            let weight = self.peer_novelty.weight(view, kind);
+            (kind, (strength * weight).min(1.0))
+        });
+        self.combine(candidates, obs, ctx, view, now, history)
+    }
+
+    /// The noisy-OR of the signals, and the strongest three with their numbers.
+    fn combine<const N: usize>(
+        &self,
+        candidates: [(SignalKind, f64); N],
+        obs: &Observation<'_>,
+        ctx: &ObservationContext<'_>,
+        view: Option<&PeerView<'_>>,
+        now: f64,
+        history: f64,
+    ) -> (f64, [Option<Signal>; 3]) {
         let mut quiet = 1.0;
         let mut top: [Option<Signal>; TOP_SIGNALS] = [None; TOP_SIGNALS];
         for (kind, strength) in candidates {
@@ -181,7 +272,7 @@ impl State {
             quiet *= 1.0 - strength.clamp(0.0, 1.0);
             insert_top(
                 &mut top,
-                self.explain(kind, strength, obs, ctx, now, history),
+                self.explain(kind, strength, obs, ctx, view, now, history),
             );
         }
         ((1.0 - quiet).clamp(0.0, 1.0), top)
@@ -194,10 +285,21 @@ impl State {
         strength: f64,
         obs: &Observation<'_>,
         ctx: &ObservationContext<'_>,
+        view: Option<&PeerView<'_>>,
         now: f64,
         history: f64,
     ) -> Signal {
+        let by_peers = self.learning;
         let (value, baseline) = match kind {
+            SignalKind::Enumeration | SignalKind::NewPathShape | SignalKind::NewTool
+                if by_peers =>
+            {
+                (self.peer_novelty.lately(now), 0.0)
+            }
+            SignalKind::DenialBurst if by_peers => (
+                self.denials.shares().0,
+                view.and_then(PeerView::denial_share).unwrap_or_default(),
+            ),
             SignalKind::Rate => self.rate.rates(),
             SignalKind::BytesOut => self.bytes.sizes(),
             SignalKind::DenialBurst => self.denials.shares(),

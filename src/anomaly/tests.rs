@@ -1,6 +1,7 @@
 //! Behaviour of the whole engine, one signal at a time, with simulated time.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
@@ -11,6 +12,7 @@ const IP_B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 /// A regular agent: one request per `gap` seconds, three endpoints cycling, ids varying.
 struct Sim {
     agent: AgentBehaviour,
+    peers: Option<Arc<PeerGroup>>,
     settings: AnomalySettings,
     now: f64,
     n: u64,
@@ -37,6 +39,7 @@ impl Sim {
         };
         Self {
             agent: AgentBehaviour::new(),
+            peers: None,
             settings,
             now: 0.0,
             n: 0,
@@ -79,7 +82,10 @@ impl Sim {
             now: Duration::from_secs_f64(self.now),
             hour_of_week: 10 + ((self.now / 3600.0) as u16 % 8),
         };
-        let ctx = ObservationContext { tool: req.tool };
+        let ctx = ObservationContext {
+            tool: req.tool,
+            peers: self.peers.as_ref(),
+        };
         self.agent.observe_with(&obs, &ctx, &self.settings)
     }
 
@@ -631,5 +637,132 @@ fn mass_access_says_what_it_compared() {
     assert_eq!(
         mass.and_then(|s| s.subject.as_deref()),
         Some("/public/items/*")
+    );
+}
+
+/// `n` established agents of one role, each with the steady habits of [`Sim::normal`]; with
+/// `also`, every fourth of their requests reads under that path too.
+fn peer_group(n: usize, also: Option<&str>) -> Arc<PeerGroup> {
+    let group = Arc::new(PeerGroup::new("roles:inventory-agent".into()));
+    for _ in 0..n {
+        let mut sim = Sim::new();
+        sim.peers = Some(group.clone());
+        for i in 0..1000u64 {
+            let mut req = sim.normal();
+            if let Some(also) = also.filter(|_| i % 4 == 0) {
+                req.path = format!("{also}{}", 2000 + i);
+            }
+            let gap = 2.0 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+            assert_eq!(sim.send(&req, gap).value, 0.0);
+        }
+    }
+    group
+}
+
+fn newcomer(group: &Arc<PeerGroup>) -> Sim {
+    let mut sim = Sim::new();
+    sim.peers = Some(group.clone());
+    sim
+}
+
+#[test]
+fn a_new_agent_is_judged_by_its_peers_from_its_first_request() {
+    let group = peer_group(5, None);
+    assert_eq!(group.members(), 5);
+    let mut sim = newcomer(&group);
+    let req = Req {
+        upstream: "payroll",
+        method: "DELETE",
+        path: "/payroll/salaries/1".to_owned(),
+        ..sim.normal()
+    };
+    let score = sim.send(&req, 2.0);
+    let report = sim.agent.snapshot();
+    assert!(report.learning && report.judged_by_peers);
+    assert!(
+        sim.settings.exceeded_by(score.value),
+        "first request: {score:?}"
+    );
+    assert_eq!(top_kind(&score), Some(SignalKind::NewUpstream));
+    assert_eq!(
+        report.peers.map(|p| (p.members, p.lends_baseline)),
+        Some((5, true))
+    );
+}
+
+#[test]
+fn a_new_agent_that_behaves_like_its_peers_is_quiet() {
+    let group = peer_group(5, None);
+    let mut sim = newcomer(&group);
+    let max = sim.steady(400);
+    assert!(max < 0.1, "{max}");
+    assert!(sim.agent.snapshot().judged_by_peers || !sim.agent.snapshot().learning);
+    // Probing from its first requests is not free either.
+    let mut sim = newcomer(&group);
+    sim.steady(5);
+    let alarm = sim.until_alarm(30, 2.0, |s, _| Req {
+        status: 403,
+        denied: true,
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
+}
+
+#[test]
+fn a_role_of_one_agent_lends_no_baseline() {
+    // The only agent of its role: once established it teaches the group, which still lends it
+    // nothing (it is not its own peer), nor to a newcomer while it is alone.
+    let group = peer_group(1, None);
+    let mut sim = newcomer(&group);
+    let req = Req {
+        upstream: "payroll",
+        method: "DELETE",
+        path: "/payroll/salaries/1".to_owned(),
+        ..sim.normal()
+    };
+    assert_eq!(sim.send(&req, 2.0).value, 0.0);
+    let report = sim.agent.snapshot();
+    assert!(report.learning && !report.judged_by_peers);
+    assert_eq!(report.peers.map(|p| p.lends_baseline), Some(false));
+
+    let mut alone = Sim::learned();
+    alone.peers = Some(Arc::new(PeerGroup::new("roles:solo".into())));
+    alone.steady(100);
+    let mut plain = Sim::learned();
+    let shape = |s: &Sim| Req {
+        path: "/inventory/reports/2024".to_owned(),
+        ..s.normal()
+    };
+    let (a, b) = (shape(&alone), shape(&plain));
+    assert_eq!(
+        alone.send(&a, 2.0).value,
+        plain.send(&b, 2.0).value,
+        "judged as if it had no group"
+    );
+}
+
+#[test]
+fn established_agent_new_to_itself_and_its_peers_weighs_more() {
+    let new_shape = |s: &Sim| Req {
+        path: "/inventory/reports/2024".to_owned(),
+        ..s.normal()
+    };
+    let score_in = |group: Option<Arc<PeerGroup>>| {
+        let mut sim = Sim::new();
+        sim.peers = group;
+        assert_eq!(sim.steady(1000), 0.0);
+        let req = new_shape(&sim);
+        sim.send(&req, 2.0)
+    };
+    let alone = score_in(None);
+    let peers_never = score_in(Some(peer_group(5, None)));
+    let peers_do = score_in(Some(peer_group(5, Some("/inventory/reports/"))));
+    assert_eq!(top_kind(&alone), Some(SignalKind::NewPathShape));
+    assert!(
+        peers_never.value > alone.value && alone.value > peers_do.value,
+        "new to both {} > new to itself {} > new to itself only, peers use it {}",
+        peers_never.value,
+        alone.value,
+        peers_do.value
     );
 }

@@ -44,6 +44,8 @@ pub struct RequestRecord {
     pub peer: Option<Arc<PeerCert>>,
     /// The agent entry's role names, for the audit record.
     pub role_list: Option<Arc<[Arc<str>]>>,
+    /// The agent entry's anomaly peer group.
+    pub peer_group: Option<Arc<str>>,
     pub route: Option<RouteId>,
     pub upstream: Option<UpstreamId>,
     pub rule: Option<RuleRef>,
@@ -94,7 +96,9 @@ impl RequestRecord {
         let mut rec = Self::begun(rt, snap, conn, None, String::new());
         if let Ok(peer) = conn.identity(&snap.trust_domain) {
             if let Some(entry) = snap.agent_index.lookup(&peer.agent_id) {
-                rec.role_list = snap.agents.get(entry).map(|a| a.role_names.clone());
+                let policy = snap.agents.get(entry);
+                rec.role_list = policy.map(|a| a.role_names.clone());
+                rec.peer_group = policy.and_then(|a| a.peer_group.clone());
                 rec.agent = Some(conn.agent_state(rt, &peer.agent_id));
             }
             rec.agent_id = Some(peer.agent_id.clone());
@@ -122,6 +126,7 @@ impl RequestRecord {
             agent: None,
             peer: None,
             role_list: None,
+            peer_group: None,
             route: None,
             upstream: None,
             rule: None,
@@ -144,10 +149,9 @@ impl RequestRecord {
     }
 
     fn traced(&mut self, trace: &Trace) {
-        self.role_list = trace
-            .agent_entry
-            .and_then(|e| self.snap.agents.get(e))
-            .map(|a| a.role_names.clone());
+        let policy = trace.agent_entry.and_then(|e| self.snap.agents.get(e));
+        self.role_list = policy.map(|a| a.role_names.clone());
+        self.peer_group = policy.and_then(|a| a.peer_group.clone());
         self.route = trace.route;
         self.upstream = trace.upstream;
         self.rule = trace.rule;
@@ -309,8 +313,10 @@ impl RequestRecord {
             now: self.rt.mono(),
             hour_of_week: UtcMoment::from_unix_ms(now_ms).hour_of_week(),
         };
+        let group = self.peer_group.as_ref().map(|k| self.rt.peer_groups.get(k));
         let ctx = ObservationContext {
             tool: self.called_tool(),
+            peers: group.as_ref(),
         };
         let (score, signals) = observe(&self.rt, &self.snap, agent, &obs, &ctx);
         self.anomaly_score = score;

@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::agents::{AgentRegistry, AgentState, ChannelRegistry, CloseReason};
+use crate::anomaly::PeerGroups;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, Event, LocalAgents};
 use crate::ids::AgentId;
@@ -35,6 +36,8 @@ pub struct Runtime {
     pub pins: Arc<ToolPins>,
     /// The shared state of a fleet, when `cluster` is configured.
     pub cluster: OnceLock<Arc<Cluster>>,
+    /// The anomaly engine's peer-group baselines, kept across reloads.
+    pub peer_groups: PeerGroups,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -93,6 +96,7 @@ impl Runtime {
             epoch: tokio::time::Instant::now(),
             readiness: Arc::new(Readiness::default()),
             cluster: OnceLock::new(),
+            peer_groups: PeerGroups::default(),
         }
     }
 
