@@ -17,6 +17,7 @@ mod peer_signals;
 mod peers;
 mod presence;
 mod report;
+mod sequence;
 mod sets;
 mod shape;
 mod state;
@@ -129,6 +130,7 @@ pub enum SignalKind {
     ToolRate,
     ToolDenials,
     MassAccess,
+    NewSequence,
 }
 
 impl SignalKind {
@@ -149,6 +151,7 @@ impl SignalKind {
             Self::ToolRate => "tool_rate",
             Self::ToolDenials => "tool_denials",
             Self::MassAccess => "mass_access",
+            Self::NewSequence => "new_sequence",
         }
     }
 }

@@ -109,6 +109,11 @@ pub(crate) fn detail(s: &Signal) -> String {
             crate::anomaly::mass::WINDOW,
             num(b)
         ),
+        SignalKind::NewSequence => format!(
+            "{} requests in a row went from one of its usual endpoints to another in an order never seen; usually {} of its transitions are new",
+            num(v),
+            percent(b)
+        ),
         SignalKind::ToolRate => format!("tool calls {}/s vs usual {}/s", num(v), num(b)),
         SignalKind::ToolDenials => format!(
             "denied {} of recent tool calls vs usual {}",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::mass::MassAccess;
 use super::peer_signals::PeerNovelty;
 use super::peers::{Feature, Membership, PeerGroup, PeerView, Teaching};
+use super::sequence::Sequence;
 use super::shape::{hash_str, shape_and_object, Hasher};
 use super::subject::Subject;
 use super::tools::ToolUse;
@@ -61,6 +62,7 @@ pub(crate) struct State {
     pub(crate) clone: CloneWatch,
     pub(crate) tools: ToolUse,
     pub(crate) mass: MassAccess,
+    pub(crate) sequence: Sequence,
     pub(crate) peer_novelty: PeerNovelty,
     /// The group it was last seen in, and its place there once it teaches the group.
     pub(crate) peers: Option<Arc<PeerGroup>>,
@@ -178,6 +180,8 @@ impl State {
             .then_some(keys.object)
             .flatten();
         self.mass.observe(keys.endpoint, read, now);
+        self.sequence
+            .observe(keys.endpoint, !self.novelty.new_endpoint);
     }
 
     fn learn(&mut self, obs: &Observation<'_>, keys: &Keys, now: f64) {
@@ -189,6 +193,7 @@ impl State {
         self.clone.learn();
         self.tools.learn(!obs.denied);
         self.mass.learn();
+        self.sequence.learn(self.learning);
         self.hours.add(now, obs.hour_of_week);
     }
 
@@ -245,6 +250,7 @@ impl State {
             (SignalKind::ToolRate, tool_rate),
             (SignalKind::ToolDenials, tool_denials),
             (SignalKind::MassAccess, self.mass.strength()),
+            (SignalKind::NewSequence, self.sequence.strength()),
         ]
         .map(|(kind, strength)| {
             let weight = self.peer_novelty.weight(view, kind);
@@ -316,6 +322,7 @@ impl State {
             SignalKind::ToolRate => self.tools.rates(),
             SignalKind::ToolDenials => self.tools.denial_shares(),
             SignalKind::MassAccess => self.mass.report(),
+            SignalKind::NewSequence => self.sequence.counts(),
         };
         Signal {
             kind,
