@@ -174,6 +174,14 @@ pub struct Signal {
     pub subject: Subject,
 }
 
+impl Signal {
+    /// The operator's sentence: what was seen against what is usual, e.g. `read 57 distinct items
+    /// under /public/items/* in 10 s; usually 2`.
+    pub fn detail(&self) -> String {
+        report::detail(self)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Score {
     /// In [0, 1]; 0 while learning.

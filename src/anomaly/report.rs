@@ -64,13 +64,14 @@ pub(crate) fn detail(s: &Signal) -> String {
     let subject = s.subject.as_str();
     match s.kind {
         SignalKind::Rate => format!("rate {}/s vs usual {}/s", num(v), num(b)),
-        SignalKind::NewUpstream => "first use of this upstream".to_owned(),
-        SignalKind::NewMethod => "first use of this method".to_owned(),
-        SignalKind::NewPathShape => {
-            format!("first use of this path shape ({} new shapes lately)", num(v))
-        }
+        SignalKind::NewUpstream => format!("first use of upstream {subject}"),
+        SignalKind::NewMethod => format!("first use of method {subject}"),
+        SignalKind::NewPathShape => format!(
+            "first use of path shape {subject} ({} new shapes lately)",
+            num(v)
+        ),
         SignalKind::Enumeration => format!(
-            "{} new path shapes in the last minutes vs usual {} of requests",
+            "{} new path shapes in the last minutes (latest {subject}) vs usual {} of requests",
             num(v),
             percent(b)
         ),

@@ -22,7 +22,9 @@ use crate::ids::{AgentId, RouteId, UpstreamId};
 use crate::pipeline::{Permit, Refusal, Trace};
 use crate::protocol::{Protocol, RpcSummary};
 use crate::snapshot::Snapshot;
-use crate::telemetry::audit::{AuditDecision, AuditRecord, RecordKind, TryRecordError};
+use crate::telemetry::audit::{
+    AuditDecision, AuditRecord, RecordKind, SignalDetail, TryRecordError,
+};
 use crate::telemetry::metrics::Metrics;
 
 /// What is known about a request by the time it is decided.
@@ -60,6 +62,8 @@ pub struct RequestRecord {
     /// Whether the anomaly engine scored this request (its gauge is then updated).
     pub anomaly_updated: bool,
     pub signals: Vec<Cow<'static, str>>,
+    /// The same, in words (`signal_details` in the audit record).
+    pub signal_details: Vec<SignalDetail>,
     /// The agent's in-flight slot, freed when the request ends.
     pub in_flight: Option<InFlightSlot>,
     /// The agent protocol of the route (MCP, A2A), if any.
@@ -138,6 +142,7 @@ impl RequestRecord {
             anomaly_score: 0.0,
             anomaly_updated: false,
             signals: Vec::new(),
+            signal_details: Vec::new(),
             in_flight: None,
             protocol: None,
             rpc: None,
@@ -269,6 +274,7 @@ impl RequestRecord {
             bytes_out,
             anomaly_score: self.anomaly_score,
             signals: self.audit_signals(),
+            signal_details: self.signal_details.clone(),
             close_reason: None,
             rpc_method: self.rpc.as_ref().map(|r| r.method.clone()),
             rpc_target: self.rpc.as_ref().and_then(|r| r.target.clone()),
@@ -318,13 +324,22 @@ impl RequestRecord {
             tool: self.called_tool(),
             peers: group.as_ref(),
         };
-        let (score, signals) = observe(&self.rt, &self.snap, agent, &obs, &ctx);
-        self.anomaly_score = score;
+        let scored = observe(&self.rt, &self.snap, agent, &obs, &ctx);
+        self.anomaly_score = scored.score;
         self.anomaly_updated = true;
-        if !signals.is_empty() {
-            self.signals = signals;
+        if !scored.signals.is_empty() {
+            self.signals = scored.signals;
+            self.signal_details = scored.details;
         }
     }
+}
+
+/// What the engine said about one exchange, as the audit record and the logs show it.
+pub(super) struct Scored {
+    pub score: f64,
+    pub signals: Vec<Cow<'static, str>>,
+    /// Empty unless signals fired: words are only made then.
+    pub details: Vec<SignalDetail>,
 }
 
 /// Feeds one finished exchange (a request, a tunnel) to its agent's behaviour baseline, and
@@ -336,13 +351,22 @@ pub(super) fn observe(
     agent: &AgentState,
     obs: &Observation<'_>,
     ctx: &ObservationContext<'_>,
-) -> (f64, Vec<Cow<'static, str>>) {
+) -> Scored {
     let settings = &snap.anomaly;
     let score = agent.behaviour.observe_with(obs, ctx, settings);
     let signals: Vec<Cow<'static, str>> = score
         .top
         .iter()
         .map(|s| Cow::Borrowed(s.kind.as_str()))
+        .collect();
+    let details: Vec<SignalDetail> = score
+        .top
+        .iter()
+        .map(|s| SignalDetail {
+            signal: s.kind.as_str(),
+            detail: s.detail(),
+            subject: (!s.subject.is_empty()).then(|| s.subject.to_string()),
+        })
         .collect();
     if settings.exceeded_by(score.value) {
         let now_ms = rt.clock.now_unix_ms();
@@ -351,15 +375,19 @@ pub(super) fn observe(
                 let until = now_ms.saturating_add(settings.quarantine_for.as_millis() as i64);
                 // Here and on every replica of the fleet.
                 rt.quarantine(&agent.id, until);
-                tracing::warn!(agent = %agent.id, score = score.value, ?signals, "agent quarantined: anomaly score over threshold");
+                tracing::warn!(agent = %agent.id, score = score.value, ?signals, details = ?details, "agent quarantined: anomaly score over threshold");
             }
             AnomalyAction::Quarantine => {}
             AnomalyAction::Alert => {
-                tracing::warn!(agent = %agent.id, score = score.value, ?signals, "anomaly score over threshold");
+                tracing::warn!(agent = %agent.id, score = score.value, ?signals, details = ?details, "anomaly score over threshold");
             }
         }
     }
-    (score.value, signals)
+    Scored {
+        score: score.value,
+        signals,
+        details,
+    }
 }
 
 fn no_upstream() -> &'static Arc<str> {
