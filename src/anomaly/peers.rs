@@ -141,6 +141,9 @@ impl PeerGroup {
         }
     }
 
+    /// Heap bytes of the feature table, beside `size_of::<PeerGroup>()` and the name.
+    pub const FEATURE_BYTES: usize = 2 * FEATURE_SLOTS * std::mem::size_of::<AtomicU64>();
+
     pub fn name(&self) -> &Arc<str> {
         &self.name
     }

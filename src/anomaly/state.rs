@@ -131,9 +131,9 @@ impl State {
         let Some(group) = group else { return };
         if obs.denied {
             // A refused request is not a habit, but it counts in the peers' usual denial share.
-            self.membership.filter(|m| group.is_group_of(m)).map(|m| {
+            if let Some(m) = self.membership.filter(|m| group.is_group_of(m)) {
                 group.teach(m, &[], self.teaching(obs, keys));
-            });
+            }
             return;
         }
         let member = match self.membership.filter(|m| group.is_group_of(m)) {

@@ -405,6 +405,10 @@ fn per_agent_memory_is_a_few_kib() {
     let size = std::mem::size_of::<AgentBehaviour>();
     println!("AgentBehaviour: {size} bytes");
     assert!(size < 6 * 1024, "{size} bytes");
+    // No heap of its own: its peer group is shared (an Arc).
+    let group = std::mem::size_of::<PeerGroup>() + PeerGroup::FEATURE_BYTES;
+    println!("PeerGroup: {group} bytes");
+    assert!(group < 20 * 1024, "{group} bytes");
 }
 
 #[test]
