@@ -228,7 +228,7 @@ impl PeerGroup {
                 }
             }
         }
-        if ctx.sequence % SAMPLE_EVERY != 0 {
+        if !ctx.sequence.is_multiple_of(SAMPLE_EVERY) {
             return;
         }
         let quorum = self.quorum_all();

@@ -99,7 +99,14 @@ impl State {
         let view = ctx.peers.and_then(|g| g.view(self.membership));
         self.peer_novelty.observe(view.as_ref(), &keys, now);
         if !self.learning || view.is_some() {
-            let (raw, top) = self.score(obs, ctx, view.as_ref(), now, now - first);
+            let judging = Judging {
+                obs,
+                ctx,
+                view: view.as_ref(),
+                now,
+                history: now - first,
+            };
+            let (raw, top) = self.score(&judging);
             self.hold(raw, top, now);
         }
         // Nothing learns from a request under suspicion: not its own baseline (even while it is
@@ -197,20 +204,14 @@ impl State {
         self.hours.add(now, obs.hour_of_week);
     }
 
-    fn score(
-        &self,
-        obs: &Observation<'_>,
-        ctx: &ObservationContext<'_>,
-        view: Option<&PeerView<'_>>,
-        now: f64,
-        history: f64,
-    ) -> (f64, [Option<Signal>; 3]) {
+    fn score(&self, j: &Judging<'_, '_>) -> (f64, [Option<Signal>; 3]) {
+        let (obs, view, now, history) = (j.obs, j.view, j.now, j.history);
         if self.learning {
             let Some(view) = view else {
                 return (0.0, [None; TOP_SIGNALS]);
             };
             let candidates = self.peer_novelty.alone(view, &self.denials, now);
-            return self.combine(candidates, obs, ctx, Some(view), now, history);
+            return self.combine(candidates, j);
         }
         let flag = |on: bool, strength: f64| if on { strength } else { 0.0 };
         let off_hours = self
@@ -256,18 +257,14 @@ impl State {
             let weight = self.peer_novelty.weight(view, kind);
             (kind, (strength * weight).min(1.0))
         });
-        self.combine(candidates, obs, ctx, view, now, history)
+        self.combine(candidates, j)
     }
 
     /// The noisy-OR of the signals, and the strongest three with their numbers.
     fn combine<const N: usize>(
         &self,
         candidates: [(SignalKind, f64); N],
-        obs: &Observation<'_>,
-        ctx: &ObservationContext<'_>,
-        view: Option<&PeerView<'_>>,
-        now: f64,
-        history: f64,
+        j: &Judging<'_, '_>,
     ) -> (f64, [Option<Signal>; 3]) {
         let mut quiet = 1.0;
         let mut top: [Option<Signal>; TOP_SIGNALS] = [None; TOP_SIGNALS];
@@ -276,25 +273,14 @@ impl State {
                 continue;
             }
             quiet *= 1.0 - strength.clamp(0.0, 1.0);
-            insert_top(
-                &mut top,
-                self.explain(kind, strength, obs, ctx, view, now, history),
-            );
+            insert_top(&mut top, self.explain(kind, strength, j));
         }
         ((1.0 - quiet).clamp(0.0, 1.0), top)
     }
 
     /// The value and baseline behind a signal, kept as numbers; text is made only when asked.
-    fn explain(
-        &self,
-        kind: SignalKind,
-        strength: f64,
-        obs: &Observation<'_>,
-        ctx: &ObservationContext<'_>,
-        view: Option<&PeerView<'_>>,
-        now: f64,
-        history: f64,
-    ) -> Signal {
+    fn explain(&self, kind: SignalKind, strength: f64, j: &Judging<'_, '_>) -> Signal {
+        let (obs, ctx, view, now, history) = (j.obs, j.ctx, j.view, j.now, j.history);
         let by_peers = self.learning;
         let (value, baseline) = match kind {
             SignalKind::Enumeration | SignalKind::NewPathShape | SignalKind::NewTool
@@ -363,6 +349,16 @@ impl State {
             top: self.top.iter().flatten().copied().collect(),
         }
     }
+}
+
+/// The request being judged, as the scoring steps need it.
+struct Judging<'r, 'a> {
+    obs: &'r Observation<'a>,
+    ctx: &'r ObservationContext<'a>,
+    view: Option<&'r PeerView<'r>>,
+    now: f64,
+    /// Seconds since the agent's first request.
+    history: f64,
 }
 
 /// What a signal is about, named only when it is one thing the request shows.
