@@ -6,7 +6,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use warden::anomaly::{AgentBehaviour, AnomalySettings, Observation};
+use std::sync::Arc;
+
+use warden::anomaly::{
+    AgentBehaviour, AnomalySettings, Observation, ObservationContext, PeerGroup,
+};
 
 const AGENTS: usize = 10_000;
 const PATHS: [&str; 4] = [
@@ -59,12 +63,54 @@ fn observe(c: &mut Criterion) {
     });
 }
 
+/// The same with every agent in one of 20 peer groups and every fifth request an MCP tool call:
+/// the peer lookups and the tool trackers on top.
+fn observe_with_peers_and_tools(c: &mut Criterion) {
+    const TOOLS: [&str; 4] = ["search_docs", "get_ticket", "add_comment", "list_tickets"];
+    let settings = AnomalySettings {
+        learning_period: Duration::from_secs(60),
+        ..AnomalySettings::default()
+    };
+    let groups: Vec<Arc<PeerGroup>> = (0..20)
+        .map(|g| Arc::new(PeerGroup::new(format!("roles:role-{g}").into())))
+        .collect();
+    let agents: Vec<AgentBehaviour> = (0..AGENTS).map(|_| AgentBehaviour::new()).collect();
+    let ctx = |i: usize, tick: u64| ObservationContext {
+        tool: tick
+            .is_multiple_of(5)
+            .then(|| TOOLS[(tick / 5 % 4) as usize]),
+        peers: groups.get(i % groups.len()),
+    };
+    let mut tick: u64 = 0;
+    for round in 0..40u64 {
+        for (i, agent) in agents.iter().enumerate() {
+            let now = Duration::from_millis(round * 2_000 + tick % 1000);
+            agent.observe_with(&observation(tick, now), &ctx(i, tick), &settings);
+            tick += 1;
+        }
+    }
+    let mut next = 0usize;
+    c.bench_function(
+        "anomaly observe, 10k agents round-robin, peer groups and MCP tools",
+        |b| {
+            b.iter(|| {
+                next = (next + 1) % AGENTS;
+                tick += 1;
+                let now = Duration::from_millis(80_000 + tick / 5);
+                let score =
+                    agents[next].observe_with(&observation(tick, now), &ctx(next, tick), &settings);
+                black_box(score.value)
+            })
+        },
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = observe
+    targets = observe, observe_with_peers_and_tools
 }
 criterion_main!(benches);

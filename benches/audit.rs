@@ -37,6 +37,7 @@ fn record(i: u64, agent: &Arc<str>, roles: &Arc<[Arc<str>]>) -> AuditRecord {
         bytes_out: 2_048,
         anomaly_score: 0.12,
         signals: vec!["new_path_shape".into()],
+        signal_details: Vec::new(),
         close_reason: None,
         rpc_method: None,
         rpc_target: None,

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use warden::anomaly::{AgentBehaviour, AnomalySettings, Observation, Score};
+use warden::anomaly::{AgentBehaviour, AnomalySettings, Observation, ObservationContext, Score};
 
 const NORMAL_AGENTS: u64 = 50;
 const HOUR: f64 = 3600.0;
@@ -579,5 +579,214 @@ fn fleet_of_regular_agents_and_four_attackers() {
     assert!(
         failures.is_empty(),
         "attacks not detected within {DETECTION_BUDGET} requests: {failures:?}"
+    );
+}
+
+const MCP_TOOLS: [&str; 30] = [
+    "search_docs",
+    "get_ticket",
+    "list_tickets",
+    "add_comment",
+    "update_ticket",
+    "get_customer",
+    "list_orders",
+    "get_order",
+    "refund_order",
+    "send_email",
+    "read_file",
+    "write_file",
+    "list_files",
+    "run_query",
+    "get_metrics",
+    "create_user",
+    "delete_user",
+    "reset_password",
+    "export_customers",
+    "read_secret",
+    "rotate_key",
+    "deploy_service",
+    "scale_service",
+    "get_logs",
+    "create_branch",
+    "merge_pull_request",
+    "delete_repo",
+    "post_message",
+    "schedule_meeting",
+    "translate_text",
+];
+const MCP_UPSTREAMS: [&str; 3] = ["tickets-mcp", "crm-mcp", "ops-mcp"];
+/// A day and a bit: past the learning hour, through a night and into the next morning.
+const MCP_END: f64 = 26.0 * HOUR;
+const MCP_TURN_AT: f64 = 20.0 * HOUR;
+const MCP_TURNED_AGENTS: u64 = 5;
+/// A turned agent must be flagged within this many calls of tools it never used.
+const MCP_DETECTION_BUDGET: u64 = 6;
+
+/// An MCP agent: every request a `tools/call` on `POST /mcp`, among a few usual tools with uneven
+/// weights, at a slowly varying pace, with rare legitimate calls of one more tool, now and then a
+/// refused call and an upstream error.
+struct McpAgent {
+    rng: Rng,
+    now: f64,
+    rate: f64,
+    phase: f64,
+    upstream: &'static str,
+    tools: Vec<(&'static str, f64)>,
+    total_weight: f64,
+    rare: &'static str,
+    ip: IpAddr,
+    serial: String,
+    behaviour: AgentBehaviour,
+}
+
+impl McpAgent {
+    fn new(seed: u64, index: u64) -> Self {
+        let mut rng = Rng(seed);
+        let mut pool: Vec<&'static str> = MCP_TOOLS.to_vec();
+        let mut take = |rng: &mut Rng| pool.swap_remove(rng.below(pool.len() as u64) as usize);
+        let tools: Vec<(&'static str, f64)> = (0..2 + rng.below(7))
+            .map(|_| (take(&mut rng), rng.log_uniform(1.0, 10.0)))
+            .collect();
+        let rare = take(&mut rng);
+        Self {
+            total_weight: tools.iter().map(|t| t.1).sum(),
+            tools,
+            rare,
+            rate: rng.log_uniform(0.05, 2.0),
+            phase: rng.unit() * std::f64::consts::TAU,
+            upstream: *rng.pick(&MCP_UPSTREAMS),
+            now: rng.unit() * 600.0,
+            ip: IpAddr::V4(Ipv4Addr::new(10, 2, 0, index as u8 + 1)),
+            serial: format!("mcp{index:04x}"),
+            behaviour: AgentBehaviour::new(),
+            rng,
+        }
+    }
+
+    fn advance(&mut self) {
+        let wave = 1.0 + 0.5 * (std::f64::consts::TAU * self.now / (6.0 * HOUR) + self.phase).sin();
+        self.now += self.rng.exp(self.rate * wave);
+    }
+
+    fn usual_tool(&mut self) -> &'static str {
+        if self.rng.chance(0.002) {
+            return self.rare;
+        }
+        let mut x = self.rng.unit() * self.total_weight;
+        self.tools
+            .iter()
+            .find(|t| {
+                x -= t.1;
+                x <= 0.0
+            })
+            .map_or(self.tools[0].0, |t| t.0)
+    }
+
+    /// A tool it never called, not even rarely.
+    fn other_tool(&mut self) -> &'static str {
+        loop {
+            let tool = *self.rng.pick(&MCP_TOOLS);
+            if tool != self.rare && self.tools.iter().all(|t| t.0 != tool) {
+                return tool;
+            }
+        }
+    }
+
+    fn call(&mut self, tool: &str, settings: &AnomalySettings) -> Score {
+        let (status, denied, bytes_out) = match self.rng.unit() {
+            u if u < 0.005 => (403, true, 90),
+            u if u < 0.008 => (500, false, 120),
+            _ => (200, false, (800.0 * (0.5 * self.rng.normal()).exp()) as u64),
+        };
+        let obs = Observation {
+            upstream: self.upstream,
+            method: "POST",
+            path: "/mcp",
+            status,
+            denied,
+            bytes_in: 300,
+            bytes_out,
+            source_ip: self.ip,
+            cert_serial: &self.serial,
+            now: Duration::from_secs_f64(self.now),
+            hour_of_week: ((START_HOUR_OF_WEEK + self.now / HOUR) as u16) % 168,
+        };
+        let ctx = ObservationContext {
+            tool: Some(tool),
+            ..ObservationContext::default()
+        };
+        self.behaviour.observe_with(&obs, &ctx, settings)
+    }
+
+    fn run_usual(&mut self, until: f64, settings: &AnomalySettings, tally: &mut Tally) {
+        loop {
+            self.advance();
+            if self.now >= until {
+                return;
+            }
+            let tool = self.usual_tool();
+            let score = self.call(tool, settings);
+            tally.record(&score, settings);
+        }
+    }
+}
+
+#[test]
+fn mcp_fleet_and_agents_that_turn_to_other_tools() {
+    let settings = AnomalySettings::default();
+    let mut seed = Rng(0x3c9_70015);
+    let mut tally = Tally::default();
+    for index in 0..NORMAL_AGENTS {
+        let mut agent = McpAgent::new(seed.next(), index);
+        agent.run_usual(MCP_END, &settings, &mut tally);
+        assert!(!agent.behaviour.snapshot().learning);
+    }
+    let mut delays = Vec::new();
+    for index in NORMAL_AGENTS..NORMAL_AGENTS + MCP_TURNED_AGENTS {
+        let mut agent = McpAgent::new(seed.next(), index);
+        agent.run_usual(MCP_TURN_AT, &settings, &mut tally);
+        // It keeps its pace and mostly its usual tools; one call in three is a tool it never used.
+        let mut other_calls = 0;
+        let mut detected = None;
+        for _ in 0..200 {
+            agent.advance();
+            let turned = agent.rng.chance(1.0 / 3.0);
+            let tool = if turned {
+                agent.other_tool()
+            } else {
+                agent.usual_tool()
+            };
+            other_calls += u64::from(turned);
+            if settings.exceeded_by(agent.call(tool, &settings).value) {
+                detected = Some(other_calls);
+                break;
+            }
+        }
+        println!(
+            "turned MCP agent {index} ({} usual tools, {:.2} calls/s): flagged after {detected:?} calls of other tools",
+            agent.tools.len(),
+            agent.rate
+        );
+        for s in &agent.behaviour.snapshot().signals {
+            println!("    {} {:.2}: {}", s.signal, s.strength, s.detail);
+        }
+        delays.push(detected);
+    }
+    println!(
+        "MCP fleet: {} usual calls from {} agents over {:.0} h, max score {:.3}, false positives {}; strongest signals {:?}",
+        tally.requests,
+        NORMAL_AGENTS + MCP_TURNED_AGENTS,
+        MCP_END / HOUR,
+        tally.max_score,
+        tally.false_positives,
+        tally.max_signal
+    );
+    assert!(tally.requests > 100_000, "{}", tally.requests);
+    assert_eq!(tally.false_positives, 0);
+    assert!(
+        delays
+            .iter()
+            .all(|d| d.is_some_and(|n| n <= MCP_DETECTION_BUDGET)),
+        "{delays:?}"
     );
 }

@@ -12,19 +12,25 @@
 //! the same code runs in the proxy and in tests that simulate days in milliseconds.
 
 mod hours;
+mod mass;
+mod peer_signals;
+mod peers;
 mod presence;
 mod report;
+mod sequence;
 mod sets;
 mod shape;
 mod state;
 mod stats;
+mod subject;
+mod tools;
 mod trackers;
 
 #[cfg(test)]
 mod tests;
 
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -38,10 +44,12 @@ pub enum AnomalyAction {
     Quarantine,
 }
 
+pub use peers::{group_key, PeerGroup, PeerGroups, PeerReport, MIN_PEERS};
 pub use report::{BehaviourReport, SignalReport};
 pub use shape::{is_identifier, path_shape, SHAPE_SEGMENTS};
 use state::State;
 pub use state::MIN_LEARNING_REQUESTS;
+pub use subject::Subject;
 
 /// The `anomaly` section of the config with its defaults applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +101,17 @@ pub struct Observation<'a> {
     pub hour_of_week: u16,
 }
 
+/// What a request carries beyond HTTP, for the signals that need it. Every field is optional and
+/// `ObservationContext::default()` fills none, so a caller passes only what it knows; the plain
+/// [`AgentBehaviour::observe`] is `observe_with` an empty context.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObservationContext<'a> {
+    /// The tool an MCP `tools/call` names (`params.name`).
+    pub tool: Option<&'a str>,
+    /// The agent's peer group (the agents sharing its roles), if it has one.
+    pub peers: Option<&'a Arc<PeerGroup>>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SignalKind {
@@ -106,6 +125,12 @@ pub enum SignalKind {
     BytesOut,
     OffHours,
     Clone,
+    NewTool,
+    ToolBurst,
+    ToolRate,
+    ToolDenials,
+    MassAccess,
+    NewSequence,
 }
 
 impl SignalKind {
@@ -121,6 +146,12 @@ impl SignalKind {
             Self::BytesOut => "bytes_out",
             Self::OffHours => "off_hours",
             Self::Clone => "clone",
+            Self::NewTool => "new_tool",
+            Self::ToolBurst => "tool_burst",
+            Self::ToolRate => "tool_rate",
+            Self::ToolDenials => "tool_denials",
+            Self::MassAccess => "mass_access",
+            Self::NewSequence => "new_sequence",
         }
     }
 }
@@ -139,6 +170,16 @@ pub struct Signal {
     pub strength: f64,
     pub value: f64,
     pub baseline: f64,
+    /// What it is about, when that is one thing: the tool, the path shape, the upstream.
+    pub subject: Subject,
+}
+
+impl Signal {
+    /// The operator's sentence: what was seen against what is usual, e.g. `read 57 distinct items
+    /// under /public/items/* in 10 s; usually 2`.
+    pub fn detail(&self) -> String {
+        report::detail(self)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -171,10 +212,20 @@ impl AgentBehaviour {
 
     /// Learns from one request and scores it. O(1) time, no allocation unless signals fire.
     pub fn observe(&self, obs: &Observation<'_>, settings: &AnomalySettings) -> Score {
+        self.observe_with(obs, &ObservationContext::default(), settings)
+    }
+
+    /// [`observe`](Self::observe) with what the request carries beyond HTTP (its MCP tool).
+    pub fn observe_with(
+        &self,
+        obs: &Observation<'_>,
+        ctx: &ObservationContext<'_>,
+        settings: &AnomalySettings,
+    ) -> Score {
         if !settings.enabled {
             return Score::default();
         }
-        self.lock().observe(obs, settings)
+        self.lock().observe(obs, ctx, settings)
     }
 
     /// The score of the last request (peak-held, decaying with time as requests arrive).

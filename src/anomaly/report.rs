@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::peers::PeerReport;
 use super::state::State;
 use super::{Signal, SignalKind};
 
@@ -12,6 +13,10 @@ pub struct BehaviourReport {
     pub requests: u64,
     pub score: f64,
     pub signals: Vec<SignalReport>,
+    /// Scored by its peer group's baseline, having none of its own yet.
+    pub judged_by_peers: bool,
+    /// Its peer group, when it has one.
+    pub peers: Option<PeerReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,6 +27,9 @@ pub struct SignalReport {
     pub baseline: f64,
     /// E.g. `rate 42/s vs usual 3/s`.
     pub detail: String,
+    /// What it is about, when it is one thing: the tool, the path shape, the upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 impl BehaviourReport {
@@ -31,6 +39,8 @@ impl BehaviourReport {
             requests: state.requests,
             score: state.held,
             signals: state.top.iter().flatten().map(SignalReport::of).collect(),
+            judged_by_peers: state.learning && state.peer_novelty.judged,
+            peers: state.peers.as_deref().map(PeerReport::of),
         }
     }
 }
@@ -43,21 +53,25 @@ impl SignalReport {
             value: s.value,
             baseline: s.baseline,
             detail: detail(s),
+            subject: (!s.subject.is_empty()).then(|| s.subject.to_string()),
         }
     }
 }
 
-fn detail(s: &Signal) -> String {
+/// The operator's sentence for a signal.
+pub(crate) fn detail(s: &Signal) -> String {
     let (v, b) = (s.value, s.baseline);
+    let subject = s.subject.as_str();
     match s.kind {
         SignalKind::Rate => format!("rate {}/s vs usual {}/s", num(v), num(b)),
-        SignalKind::NewUpstream => "first use of this upstream".to_owned(),
-        SignalKind::NewMethod => "first use of this method".to_owned(),
-        SignalKind::NewPathShape => {
-            format!("first use of this path shape ({} new shapes lately)", num(v))
-        }
+        SignalKind::NewUpstream => format!("first use of upstream {subject}"),
+        SignalKind::NewMethod => format!("first use of method {subject}"),
+        SignalKind::NewPathShape => format!(
+            "first use of path shape {subject} ({} new shapes lately)",
+            num(v)
+        ),
         SignalKind::Enumeration => format!(
-            "{} new path shapes in the last minutes vs usual {} of requests",
+            "{} new path shapes in the last minutes (latest {subject}) vs usual {} of requests",
             num(v),
             percent(b)
         ),
@@ -78,6 +92,33 @@ fn detail(s: &Signal) -> String {
         SignalKind::Clone => format!(
             "switched source address or certificate {} times within seconds vs usual {} of requests",
             num(v),
+            percent(b)
+        ),
+        SignalKind::NewTool if v > 1.5 => format!(
+            "first call of tool {subject}; {} tools never used before called lately",
+            num(v)
+        ),
+        SignalKind::NewTool => format!("first call of tool {subject}"),
+        SignalKind::ToolBurst => format!(
+            "called {} distinct tools in the last minute or two vs usual {}",
+            num(v),
+            num(b)
+        ),
+        SignalKind::MassAccess => format!(
+            "read {} distinct items under {subject} in {} s; usually {}",
+            num(v),
+            crate::anomaly::mass::WINDOW,
+            num(b)
+        ),
+        SignalKind::NewSequence => format!(
+            "{} requests in a row went from one of its usual endpoints to another in an order never seen; usually {} of its transitions are new",
+            num(v),
+            percent(b)
+        ),
+        SignalKind::ToolRate => format!("tool calls {}/s vs usual {}/s", num(v), num(b)),
+        SignalKind::ToolDenials => format!(
+            "denied {} of recent tool calls vs usual {}",
+            percent(v),
             percent(b)
         ),
     }
@@ -109,6 +150,7 @@ fn bytes(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::anomaly::Subject;
 
     #[test]
     fn details_read_as_sentences() {
@@ -117,6 +159,7 @@ mod tests {
             strength: 1.0,
             value: 42.0,
             baseline: 3.0,
+            subject: Subject::default(),
         };
         assert_eq!(detail(&rate), "rate 42/s vs usual 3.0/s");
         let out = Signal {
@@ -124,6 +167,7 @@ mod tests {
             strength: 1.0,
             value: 40960.0,
             baseline: 2048.0,
+            subject: Subject::default(),
         };
         assert_eq!(detail(&out), "responses 40.0 KiB vs usual 2.0 KiB");
         let denials = Signal {
@@ -131,6 +175,7 @@ mod tests {
             strength: 1.0,
             value: 0.6,
             baseline: 0.01,
+            subject: Subject::default(),
         };
         assert_eq!(
             detail(&denials),

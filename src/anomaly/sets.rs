@@ -42,33 +42,32 @@ impl<const N: usize> SmallSet<N> {
     }
 }
 
-const BLOOM_WORDS: usize = 64;
-const BLOOM_BITS: u32 = (BLOOM_WORDS * 64) as u32;
 const BLOOM_HASHES: u32 = 3;
 
-/// A 4096-bit Bloom filter with three probes. It never forgets a shape it was given; as it fills,
-/// unknown shapes are more often mistaken for known ones, which only costs sensitivity, never a
-/// false alarm. With 300 shapes the miss rate is about 1%.
+/// A Bloom filter of `WORDS` 64-bit words with three probes (4096 bits by default). It never
+/// forgets a value it was given; as it fills, unknown values are more often mistaken for known
+/// ones, which only costs sensitivity, never a false alarm. With 300 shapes in 4096 bits the miss
+/// rate is about 1%.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Bloom {
-    words: [u64; BLOOM_WORDS],
+pub(crate) struct Bloom<const WORDS: usize = 64> {
+    words: [u64; WORDS],
 }
 
-impl Default for Bloom {
+impl<const WORDS: usize> Default for Bloom<WORDS> {
     fn default() -> Self {
-        Self {
-            words: [0; BLOOM_WORDS],
-        }
+        Self { words: [0; WORDS] }
     }
 }
 
-impl Bloom {
+impl<const WORDS: usize> Bloom<WORDS> {
+    const BITS: u32 = (WORDS * 64) as u32;
+
     fn probes(h: u64) -> impl Iterator<Item = (usize, u64)> {
         // Double hashing (Kirsch-Mitzenmacher): two halves of one well-mixed hash.
         let h1 = h as u32;
         let h2 = ((h >> 32) as u32) | 1;
         (0..BLOOM_HASHES).map(move |i| {
-            let bit = h1.wrapping_add(i.wrapping_mul(h2)) % BLOOM_BITS;
+            let bit = h1.wrapping_add(i.wrapping_mul(h2)) % Self::BITS;
             ((bit / 64) as usize, 1u64 << (bit % 64))
         })
     }
@@ -125,7 +124,7 @@ mod tests {
 
     #[test]
     fn bloom_has_no_false_negatives_and_few_false_positives() {
-        let mut b = Bloom::default();
+        let mut b = Bloom::<64>::default();
         for i in 0..300 {
             b.insert(mix(i));
         }

@@ -74,13 +74,23 @@ pub(crate) fn hash_str(domain: u8, s: &str) -> u64 {
 /// Hash of the path's shape: its first [`SHAPE_SEGMENTS`] non-empty segments, identifiers folded
 /// to one token, plus whether deeper segments follow. A query string, if any, is ignored.
 pub fn path_shape(path: &str) -> u64 {
+    shape_and_object(path).0
+}
+
+/// The path's shape, and the object it names: a hash of the identifiers the shape folded, `None`
+/// when it folded none (a collection, a fixed name).
+pub(crate) fn shape_and_object(path: &str) -> (u64, Option<u64>) {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let mut h = Hasher::new(b'p');
+    let mut object: Option<Hasher> = None;
     let mut segments = path.split('/').filter(|s| !s.is_empty());
     for segment in segments.by_ref().take(SHAPE_SEGMENTS) {
         h.byte(SEP_TAG);
         if is_identifier(segment) {
             h.byte(ID_TAG);
+            object
+                .get_or_insert_with(|| Hasher::new(b'o'))
+                .bytes(segment.as_bytes());
         } else {
             h.bytes(segment.as_bytes());
         }
@@ -88,7 +98,7 @@ pub fn path_shape(path: &str) -> u64 {
     if segments.next().is_some() {
         h.byte(MORE_TAG);
     }
-    h.finish()
+    (h.finish(), object.map(Hasher::finish))
 }
 
 /// Whether a segment names one object among many rather than a kind of object.
@@ -162,6 +172,16 @@ mod tests {
             "empty segments are ignored"
         );
         assert_eq!(a, path_shape("/inventory/items/42?page=2"));
+    }
+
+    #[test]
+    fn objects_are_the_folded_ids() {
+        let (shape, a) = shape_and_object("/inventory/items/42");
+        assert_eq!(shape, path_shape("/inventory/items/42"));
+        assert!(a.is_some());
+        assert_ne!(a, shape_and_object("/inventory/items/43").1);
+        assert_eq!(a, shape_and_object("/inventory/items/42?x=1").1);
+        assert_eq!(shape_and_object("/inventory/items").1, None);
     }
 
     #[test]

@@ -1,12 +1,20 @@
 //! One agent's state and the per-request update: fast trackers, score, then baseline learning.
 
 use super::hours::HourHistogram;
-use super::shape::{hash_str, path_shape, Hasher};
+use std::sync::Arc;
+
+use super::mass::MassAccess;
+use super::peer_signals::PeerNovelty;
+use super::peers::{Feature, Membership, PeerGroup, PeerView, Teaching};
+use super::sequence::Sequence;
+use super::shape::{hash_str, shape_and_object, Hasher};
+use super::subject::Subject;
+use super::tools::ToolUse;
 use super::trackers::{
     BytesOut, CloneWatch, Keys, Novelty, Rate, Share, ShareLimits, NEW_METHOD, NEW_PATH_SHAPE,
     NEW_UPSTREAM,
 };
-use super::{AnomalySettings, Observation, Score, Signal, SignalKind};
+use super::{AnomalySettings, Observation, ObservationContext, Score, Signal, SignalKind};
 
 /// However short the configured period, a baseline needs this many requests.
 pub const MIN_LEARNING_REQUESTS: u64 = 32;
@@ -39,7 +47,7 @@ pub(crate) const ERRORS: ShareLimits = ShareLimits {
     cap: 0.5,
 };
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct State {
     first: Option<f64>,
     last: f64,
@@ -52,6 +60,13 @@ pub(crate) struct State {
     pub(crate) novelty: Novelty,
     pub(crate) hours: HourHistogram,
     pub(crate) clone: CloneWatch,
+    pub(crate) tools: ToolUse,
+    pub(crate) mass: MassAccess,
+    pub(crate) sequence: Sequence,
+    pub(crate) peer_novelty: PeerNovelty,
+    /// The group it was last seen in, and its place there once it teaches the group.
+    pub(crate) peers: Option<Arc<PeerGroup>>,
+    membership: Option<Membership>,
     pub(crate) held: f64,
     held_at: f64,
     pub(crate) top: [Option<Signal>; TOP_SIGNALS],
@@ -65,7 +80,12 @@ impl State {
         }
     }
 
-    pub(crate) fn observe(&mut self, obs: &Observation<'_>, settings: &AnomalySettings) -> Score {
+    pub(crate) fn observe(
+        &mut self,
+        obs: &Observation<'_>,
+        ctx: &ObservationContext<'_>,
+        settings: &AnomalySettings,
+    ) -> Score {
         let now = obs.now.as_secs_f64();
         let first = *self.first.get_or_insert(now);
         let gap = (self.requests > 0).then(|| (now - self.last).max(0.0));
@@ -74,17 +94,82 @@ impl State {
         self.learning = now - first < settings.learning_period.as_secs_f64()
             || self.requests <= MIN_LEARNING_REQUESTS;
 
-        let keys = keys(obs);
+        let keys = keys(obs, ctx);
         self.track(obs, &keys, gap, now);
-        if !self.learning {
-            let (raw, top) = self.score(obs, now, now - first);
+        let view = ctx.peers.and_then(|g| g.view(self.membership));
+        self.peer_novelty.observe(view.as_ref(), &keys, now);
+        if !self.learning || view.is_some() {
+            let judging = Judging {
+                obs,
+                ctx,
+                view: view.as_ref(),
+                now,
+                history: now - first,
+            };
+            let (raw, top) = self.score(&judging);
             self.hold(raw, top, now);
         }
+        // Nothing learns from a request under suspicion: not its own baseline (even while it is
+        // learning, once its peers flag it), not its peers'.
         let ceiling = LEARN_CEILING.min(settings.threshold / 2.0);
-        if self.learning || self.held < ceiling {
+        if self.held_at_time(now) < ceiling {
             self.learn(obs, &keys, now);
+            if !self.learning {
+                self.teach_peers(ctx.peers, obs, &keys);
+            }
         }
+        self.remember_group(ctx.peers);
         self.current()
+    }
+
+    fn remember_group(&mut self, group: Option<&Arc<PeerGroup>>) {
+        let same = match (&self.peers, group) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.peers = group.cloned();
+        }
+    }
+
+    /// An established agent behaving normally is one of the examples its peers learn from.
+    fn teach_peers(&mut self, group: Option<&Arc<PeerGroup>>, obs: &Observation<'_>, keys: &Keys) {
+        let Some(group) = group else { return };
+        if obs.denied {
+            // A refused request is not a habit, but it counts in the peers' usual denial share.
+            if let Some(m) = self.membership.filter(|m| group.is_group_of(m)) {
+                group.teach(m, &[], self.teaching(obs, keys));
+            }
+            return;
+        }
+        let member = match self.membership.filter(|m| group.is_group_of(m)) {
+            Some(m) => m,
+            None => *self.membership.insert(group.join()),
+        };
+        let mut features = [
+            (Feature::Upstream, keys.upstream),
+            (Feature::Method, keys.method),
+            (Feature::Endpoint, keys.endpoint),
+            (Feature::Tool, 0),
+        ];
+        let n = match keys.tool {
+            Some(t) => {
+                features[3].1 = t;
+                4
+            }
+            None => 3,
+        };
+        group.teach(member, &features[..n], self.teaching(obs, keys));
+    }
+
+    fn teaching(&self, obs: &Observation<'_>, keys: &Keys) -> Teaching {
+        Teaching {
+            sequence: self.requests,
+            endpoint: keys.endpoint,
+            tool: keys.tool,
+            denied: obs.denied,
+        }
     }
 
     fn track(&mut self, obs: &Observation<'_>, keys: &Keys, gap: Option<f64>, now: f64) {
@@ -96,6 +181,14 @@ impl State {
         self.errors.observe(is_error(obs), now, &ERRORS);
         self.novelty.observe(keys, now);
         self.clone.observe(keys, now);
+        self.tools.observe(keys.tool, obs.denied, now);
+        // Only objects the upstream handed over count as read.
+        let read = (!obs.denied && obs.status < 400)
+            .then_some(keys.object)
+            .flatten();
+        self.mass.observe(keys.endpoint, read, now);
+        self.sequence
+            .observe(keys.endpoint, !self.novelty.new_endpoint);
     }
 
     fn learn(&mut self, obs: &Observation<'_>, keys: &Keys, now: f64) {
@@ -105,17 +198,36 @@ impl State {
         self.errors.learn();
         self.novelty.learn(keys, !obs.denied);
         self.clone.learn();
+        self.tools.learn(!obs.denied);
+        self.mass.learn();
+        self.sequence.learn(self.learning);
         self.hours.add(now, obs.hour_of_week);
     }
 
-    fn score(&self, obs: &Observation<'_>, now: f64, history: f64) -> (f64, [Option<Signal>; 3]) {
+    fn score(&self, j: &Judging<'_, '_>) -> (f64, [Option<Signal>; 3]) {
+        let (obs, view, now, history) = (j.obs, j.view, j.now, j.history);
+        if self.learning {
+            let Some(view) = view else {
+                return (0.0, [None; TOP_SIGNALS]);
+            };
+            let candidates = self.peer_novelty.alone(view, &self.denials, now);
+            return self.combine(candidates, j);
+        }
         let flag = |on: bool, strength: f64| if on { strength } else { 0.0 };
         let off_hours = self
             .hours
             .share(obs.hour_of_week, history)
             .map_or(0.0, HourHistogram::strength);
+        // On an MCP route most requests are tool calls, so the tool-call rate and the request
+        // rate (or tool denials and all denials) measure one thing: it counts once, under the
+        // name of the stronger.
+        let (rate, tool_rate) = stronger_of(self.rate.strength(), self.tools.rate_strength());
+        let (denials, tool_denials) = stronger_of(
+            self.denials.strength(now, &DENIALS),
+            self.tools.denial_strength(now),
+        );
         let candidates = [
-            (SignalKind::Rate, self.rate.strength()),
+            (SignalKind::Rate, rate),
             (
                 SignalKind::NewUpstream,
                 flag(self.novelty.new_upstream, NEW_UPSTREAM),
@@ -129,15 +241,31 @@ impl State {
                 flag(self.novelty.new_endpoint, NEW_PATH_SHAPE),
             ),
             (SignalKind::Enumeration, self.novelty.enumeration(now)),
-            (
-                SignalKind::DenialBurst,
-                self.denials.strength(now, &DENIALS),
-            ),
+            (SignalKind::DenialBurst, denials),
             (SignalKind::ErrorRate, self.errors.strength(now, &ERRORS)),
             (SignalKind::BytesOut, self.bytes.strength()),
             (SignalKind::OffHours, off_hours),
             (SignalKind::Clone, self.clone.strength(now)),
-        ];
+            (SignalKind::NewTool, self.tools.new_tool_strength(now)),
+            (SignalKind::ToolBurst, self.tools.burst_strength()),
+            (SignalKind::ToolRate, tool_rate),
+            (SignalKind::ToolDenials, tool_denials),
+            (SignalKind::MassAccess, self.mass.strength()),
+            (SignalKind::NewSequence, self.sequence.strength()),
+        ]
+        .map(|(kind, strength)| {
+            let weight = self.peer_novelty.weight(view, kind);
+            (kind, (strength * weight).min(1.0))
+        });
+        self.combine(candidates, j)
+    }
+
+    /// The noisy-OR of the signals, and the strongest three with their numbers.
+    fn combine<const N: usize>(
+        &self,
+        candidates: [(SignalKind, f64); N],
+        j: &Judging<'_, '_>,
+    ) -> (f64, [Option<Signal>; 3]) {
         let mut quiet = 1.0;
         let mut top: [Option<Signal>; TOP_SIGNALS] = [None; TOP_SIGNALS];
         for (kind, strength) in candidates {
@@ -145,21 +273,25 @@ impl State {
                 continue;
             }
             quiet *= 1.0 - strength.clamp(0.0, 1.0);
-            insert_top(&mut top, self.explain(kind, strength, obs, now, history));
+            insert_top(&mut top, self.explain(kind, strength, j));
         }
         ((1.0 - quiet).clamp(0.0, 1.0), top)
     }
 
     /// The value and baseline behind a signal, kept as numbers; text is made only when asked.
-    fn explain(
-        &self,
-        kind: SignalKind,
-        strength: f64,
-        obs: &Observation<'_>,
-        now: f64,
-        history: f64,
-    ) -> Signal {
+    fn explain(&self, kind: SignalKind, strength: f64, j: &Judging<'_, '_>) -> Signal {
+        let (obs, ctx, view, now, history) = (j.obs, j.ctx, j.view, j.now, j.history);
+        let by_peers = self.learning;
         let (value, baseline) = match kind {
+            SignalKind::Enumeration | SignalKind::NewPathShape | SignalKind::NewTool
+                if by_peers =>
+            {
+                (self.peer_novelty.lately(now), 0.0)
+            }
+            SignalKind::DenialBurst if by_peers => (
+                self.denials.shares().0,
+                view.and_then(PeerView::denial_share).unwrap_or_default(),
+            ),
             SignalKind::Rate => self.rate.rates(),
             SignalKind::BytesOut => self.bytes.sizes(),
             SignalKind::DenialBurst => self.denials.shares(),
@@ -171,12 +303,19 @@ impl State {
                 .share(obs.hour_of_week, history)
                 .map_or((0.0, 0.0), |s| (s.share, s.even)),
             SignalKind::Clone => self.clone.counts(now),
+            SignalKind::NewTool => self.tools.new_counts(now),
+            SignalKind::ToolBurst => self.tools.distinct_counts(),
+            SignalKind::ToolRate => self.tools.rates(),
+            SignalKind::ToolDenials => self.tools.denial_shares(),
+            SignalKind::MassAccess => self.mass.report(),
+            SignalKind::NewSequence => self.sequence.counts(),
         };
         Signal {
             kind,
             strength,
             value,
             baseline,
+            subject: subject(kind, obs, ctx),
         }
     }
 
@@ -212,6 +351,40 @@ impl State {
     }
 }
 
+/// The request being judged, as the scoring steps need it.
+struct Judging<'r, 'a> {
+    obs: &'r Observation<'a>,
+    ctx: &'r ObservationContext<'a>,
+    view: Option<&'r PeerView<'r>>,
+    now: f64,
+    /// Seconds since the agent's first request.
+    history: f64,
+}
+
+/// What a signal is about, named only when it is one thing the request shows.
+fn subject(kind: SignalKind, obs: &Observation<'_>, ctx: &ObservationContext<'_>) -> Subject {
+    match kind {
+        SignalKind::NewUpstream => Subject::new(obs.upstream),
+        SignalKind::NewMethod => Subject::new(obs.method),
+        SignalKind::NewPathShape | SignalKind::Enumeration | SignalKind::MassAccess => {
+            Subject::path_shape(obs.path)
+        }
+        SignalKind::NewTool | SignalKind::ToolRate | SignalKind::ToolDenials => {
+            ctx.tool.map(Subject::new).unwrap_or_default()
+        }
+        _ => Subject::default(),
+    }
+}
+
+/// Two strengths of one phenomenon: the stronger stays, the other is zeroed.
+fn stronger_of(a: f64, b: f64) -> (f64, f64) {
+    if b > a {
+        (0.0, b)
+    } else {
+        (a, 0.0)
+    }
+}
+
 fn insert_top(top: &mut [Option<Signal>; TOP_SIGNALS], signal: Signal) {
     let weaker = |slot: &Option<Signal>| slot.is_none_or(|s| s.strength < signal.strength);
     if let Some(pos) = top.iter().position(weaker) {
@@ -226,13 +399,14 @@ fn is_error(obs: &Observation<'_>) -> bool {
     !obs.denied && obs.status >= 400 && !(502..=504).contains(&obs.status)
 }
 
-fn keys(obs: &Observation<'_>) -> Keys {
+fn keys(obs: &Observation<'_>, ctx: &ObservationContext<'_>) -> Keys {
     let upstream = hash_str(b'u', obs.upstream);
     let method = hash_str(b'm', obs.method);
     let mut endpoint = Hasher::new(b'e');
     endpoint.u64(upstream);
     endpoint.u64(method);
-    endpoint.u64(path_shape(obs.path));
+    let (shape, object) = shape_and_object(obs.path);
+    endpoint.u64(shape);
     let mut ip = Hasher::new(b'i');
     match obs.source_ip {
         std::net::IpAddr::V4(v4) => ip.bytes(&v4.octets()),
@@ -244,5 +418,7 @@ fn keys(obs: &Observation<'_>) -> Keys {
         endpoint: endpoint.finish(),
         ip: ip.finish(),
         serial: hash_str(b's', obs.cert_serial),
+        tool: ctx.tool.map(|t| hash_str(b't', t)),
+        object,
     }
 }

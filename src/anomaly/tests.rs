@@ -1,6 +1,7 @@
 //! Behaviour of the whole engine, one signal at a time, with simulated time.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
@@ -11,6 +12,7 @@ const IP_B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 /// A regular agent: one request per `gap` seconds, three endpoints cycling, ids varying.
 struct Sim {
     agent: AgentBehaviour,
+    peers: Option<Arc<PeerGroup>>,
     settings: AnomalySettings,
     now: f64,
     n: u64,
@@ -25,6 +27,8 @@ struct Req {
     bytes_out: u64,
     ip: IpAddr,
     serial: &'static str,
+    /// The MCP tool of a `tools/call`.
+    tool: Option<&'static str>,
 }
 
 impl Sim {
@@ -35,6 +39,7 @@ impl Sim {
         };
         Self {
             agent: AgentBehaviour::new(),
+            peers: None,
             settings,
             now: 0.0,
             n: 0,
@@ -57,6 +62,7 @@ impl Sim {
             bytes_out: 2000 + (self.n * 37 % 400),
             ip: IP_A,
             serial: "01",
+            tool: None,
         }
     }
 
@@ -76,7 +82,11 @@ impl Sim {
             now: Duration::from_secs_f64(self.now),
             hour_of_week: 10 + ((self.now / 3600.0) as u16 % 8),
         };
-        self.agent.observe(&obs, &self.settings)
+        let ctx = ObservationContext {
+            tool: req.tool,
+            peers: self.peers.as_ref(),
+        };
+        self.agent.observe_with(&obs, &ctx, &self.settings)
     }
 
     /// Steady behaviour with a little deterministic jitter; returns the highest score seen.
@@ -394,7 +404,11 @@ fn observation(req: &Req, now: f64, hour_of_week: u16) -> Observation<'_> {
 fn per_agent_memory_is_a_few_kib() {
     let size = std::mem::size_of::<AgentBehaviour>();
     println!("AgentBehaviour: {size} bytes");
-    assert!(size < 4096, "{size} bytes");
+    assert!(size < 6 * 1024, "{size} bytes");
+    // No heap of its own: its peer group is shared (an Arc).
+    let group = std::mem::size_of::<PeerGroup>() + PeerGroup::FEATURE_BYTES;
+    println!("PeerGroup: {group} bytes");
+    assert!(group < 20 * 1024, "{group} bytes");
 }
 
 #[test]
@@ -423,4 +437,393 @@ fn settings_defaults() {
     assert!(s.enabled);
     assert_eq!(s.threshold, 0.8);
     assert_eq!(s.quarantine_for, Duration::from_secs(900));
+}
+
+/// An MCP agent: every request is a `tools/call` on `POST /mcp`, one of its usual tools.
+const USUAL_TOOLS: [&str; 4] = ["search_docs", "get_ticket", "add_comment", "list_tickets"];
+const OTHER_TOOLS: [&str; 6] = [
+    "delete_repo",
+    "export_customers",
+    "read_secret",
+    "create_user",
+    "run_query",
+    "send_email",
+];
+
+impl Sim {
+    fn tool_call(&self, tool: &'static str) -> Req {
+        Req {
+            upstream: "tickets",
+            method: "POST",
+            path: "/mcp".to_owned(),
+            bytes_out: 1500 + (self.n * 37 % 400),
+            tool: Some(tool),
+            ..self.normal()
+        }
+    }
+
+    fn usual_tool_call(&self) -> Req {
+        // Irregular order, uneven use: the agent's habits, not a cycle.
+        let pick = (self.n * 7919 % 13) as usize;
+        self.tool_call(USUAL_TOOLS[[0, 0, 0, 1, 1, 1, 2, 2, 3, 0, 1, 2, 3][pick]])
+    }
+
+    fn mcp_learned() -> Self {
+        let mut sim = Self::new();
+        for i in 0..1000u64 {
+            let req = sim.usual_tool_call();
+            let gap = 2.0 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+            assert_eq!(sim.send(&req, gap).value, 0.0);
+        }
+        assert!(!sim.agent.snapshot().learning);
+        sim
+    }
+
+    fn mcp_steady(&mut self, requests: u64) -> f64 {
+        (0..requests)
+            .map(|i| {
+                let req = self.usual_tool_call();
+                let gap = 2.0 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+                self.send(&req, gap).value
+            })
+            .fold(0.0, f64::max)
+    }
+}
+
+#[test]
+fn mcp_agent_calling_tools_it_never_used_is_flagged() {
+    let mut sim = Sim::mcp_learned();
+    let alarm = sim.until_alarm(12, 2.0, |s, i| {
+        s.tool_call(OTHER_TOOLS[(i as usize - 1) % OTHER_TOOLS.len()])
+    });
+    assert!(alarm.is_some_and(|n| n <= 5), "{alarm:?}");
+    let report = sim.agent.snapshot();
+    let new_tool = report
+        .signals
+        .iter()
+        .find(|s| s.signal == SignalKind::NewTool);
+    let new_tool = new_tool.map(|s| (s.subject.as_deref(), s.detail.as_str()));
+    assert!(
+        new_tool.is_some_and(
+            |(subject, detail)| subject.is_some_and(|t| OTHER_TOOLS.contains(&t))
+                && detail.contains("tools never used before")
+        ),
+        "{:?}",
+        report.signals
+    );
+}
+
+#[test]
+fn one_rare_tool_is_not_an_alarm_and_is_named() {
+    let mut sim = Sim::mcp_learned();
+    let req = sim.tool_call("export_customers");
+    let score = sim.send(&req, 2.0);
+    assert!(score.value < 0.5, "{}", score.value);
+    let top = score.top.first().copied();
+    assert_eq!(top.map(|s| s.kind), Some(SignalKind::NewTool));
+    assert_eq!(
+        top.map(|s| s.subject.to_string()).as_deref(),
+        Some("export_customers")
+    );
+    let detail = &sim.agent.snapshot().signals[0].detail;
+    assert_eq!(detail, "first call of tool export_customers");
+    assert!(sim.mcp_steady(200) < sim.settings.threshold);
+}
+
+#[test]
+fn denied_tool_calls_burst() {
+    let mut sim = Sim::mcp_learned();
+    let alarm = sim.until_alarm(30, 2.0, |s, _| Req {
+        status: 403,
+        denied: true,
+        bytes_out: 90,
+        ..s.usual_tool_call()
+    });
+    assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
+    let top = top_kind(&sim.agent.current());
+    assert!(
+        matches!(top, Some(SignalKind::ToolDenials | SignalKind::DenialBurst)),
+        "{top:?}"
+    );
+}
+
+#[test]
+fn tool_call_rate() {
+    // Two tool calls in a row every twenty requests; the rest read over plain HTTP.
+    let mut sim = Sim::new();
+    for i in 0..3000u64 {
+        let req = if i % 20 < 2 {
+            sim.usual_tool_call()
+        } else {
+            sim.normal()
+        };
+        let gap = 2.0 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+        assert_eq!(sim.send(&req, gap).value, 0.0);
+    }
+    // Then every request is a tool call, at the same request rate: only the tool-call rate moved.
+    let alarm = sim.until_alarm(40, 2.0, |s, _| s.usual_tool_call());
+    assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
+    let score = sim.agent.current();
+    assert_eq!(top_kind(&score), Some(SignalKind::ToolRate), "{score:?}");
+    assert!(!has_signal(&score, SignalKind::Rate), "{score:?}");
+    let report = sim.agent.snapshot();
+    let detail = report
+        .signals
+        .iter()
+        .find(|s| s.signal == SignalKind::ToolRate)
+        .map(|s| s.detail.as_str())
+        .unwrap_or_default();
+    assert!(
+        detail.starts_with("tool calls ") && detail.contains("vs usual 0.1/s"),
+        "{detail}"
+    );
+}
+
+fn has_signal(score: &Score, kind: SignalKind) -> bool {
+    score.top.iter().any(|s| s.kind == kind)
+}
+
+#[test]
+fn mass_access_under_a_known_shape() {
+    // A poller: ten requests a second over three shapes, always the same few objects.
+    let mut sim = Sim::new();
+    for i in 0..8000u64 {
+        let mut req = sim.normal();
+        req.path = format!("/inventory/items/{}", 1000 + i % 5);
+        let gap = 0.1 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+        assert!(sim.send(&req, gap).value < 0.5);
+    }
+    // Then, at the same pace, an object never read before on every request.
+    let alarm = sim.until_alarm(60, 0.1, |s, i| Req {
+        path: format!("/inventory/items/{}", 50_000 + i),
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 40), "{alarm:?}");
+    let score = sim.agent.current();
+    assert_eq!(top_kind(&score), Some(SignalKind::MassAccess), "{score:?}");
+}
+
+#[test]
+fn mass_access_under_a_new_shape() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(60, 0.05, |s, i| Req {
+        path: format!("/public/items/{}", 70_000 + i * 13),
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
+    assert!(has_signal(&sim.agent.current(), SignalKind::MassAccess));
+}
+
+#[test]
+fn rereading_known_objects_is_not_mass_access() {
+    let mut sim = Sim::learned();
+    for i in 0..300u64 {
+        let req = Req {
+            path: format!("/inventory/items/{}", 1000 + i % 2),
+            ..sim.normal()
+        };
+        let score = sim.send(&req, 0.05);
+        assert!(!has_signal(&score, SignalKind::MassAccess), "{score:?}");
+    }
+}
+
+#[test]
+fn mass_access_says_what_it_compared() {
+    let mut sim = Sim::learned();
+    sim.until_alarm(60, 0.05, |s, i| Req {
+        path: format!("/public/items/{}", 70_000 + i * 13),
+        ..s.normal()
+    });
+    let report = sim.agent.snapshot();
+    let mass = report
+        .signals
+        .iter()
+        .find(|s| s.signal == SignalKind::MassAccess);
+    let detail = mass.map(|s| s.detail.as_str()).unwrap_or_default();
+    assert!(
+        detail.starts_with("read ")
+            && detail.contains(" distinct items under /public/items/* in 10 s; usually "),
+        "{detail}"
+    );
+    assert_eq!(
+        mass.and_then(|s| s.subject.as_deref()),
+        Some("/public/items/*")
+    );
+}
+
+/// `n` established agents of one role, each with the steady habits of [`Sim::normal`]; with
+/// `also`, every fourth of their requests reads under that path too.
+fn peer_group(n: usize, also: Option<&str>) -> Arc<PeerGroup> {
+    let group = Arc::new(PeerGroup::new("roles:inventory-agent".into()));
+    for _ in 0..n {
+        let mut sim = Sim::new();
+        sim.peers = Some(group.clone());
+        for i in 0..1000u64 {
+            let mut req = sim.normal();
+            if let Some(also) = also.filter(|_| i % 4 == 0) {
+                req.path = format!("{also}{}", 2000 + i);
+            }
+            let gap = 2.0 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+            assert_eq!(sim.send(&req, gap).value, 0.0);
+        }
+    }
+    group
+}
+
+fn newcomer(group: &Arc<PeerGroup>) -> Sim {
+    let mut sim = Sim::new();
+    sim.peers = Some(group.clone());
+    sim
+}
+
+#[test]
+fn a_new_agent_is_judged_by_its_peers_from_its_first_request() {
+    let group = peer_group(5, None);
+    assert_eq!(group.members(), 5);
+    let mut sim = newcomer(&group);
+    let req = Req {
+        upstream: "payroll",
+        method: "DELETE",
+        path: "/payroll/salaries/1".to_owned(),
+        ..sim.normal()
+    };
+    let score = sim.send(&req, 2.0);
+    let report = sim.agent.snapshot();
+    assert!(report.learning && report.judged_by_peers);
+    assert!(
+        sim.settings.exceeded_by(score.value),
+        "first request: {score:?}"
+    );
+    assert_eq!(top_kind(&score), Some(SignalKind::NewUpstream));
+    assert_eq!(
+        report.peers.map(|p| (p.members, p.lends_baseline)),
+        Some((5, true))
+    );
+}
+
+#[test]
+fn a_new_agent_that_behaves_like_its_peers_is_quiet() {
+    let group = peer_group(5, None);
+    let mut sim = newcomer(&group);
+    let max = sim.steady(400);
+    assert!(max < 0.1, "{max}");
+    assert!(sim.agent.snapshot().judged_by_peers || !sim.agent.snapshot().learning);
+    // Probing from its first requests is not free either.
+    let mut sim = newcomer(&group);
+    sim.steady(5);
+    let alarm = sim.until_alarm(30, 2.0, |s, _| Req {
+        status: 403,
+        denied: true,
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
+}
+
+#[test]
+fn a_role_of_one_agent_lends_no_baseline() {
+    // The only agent of its role: once established it teaches the group, which still lends it
+    // nothing (it is not its own peer), nor to a newcomer while it is alone.
+    let group = peer_group(1, None);
+    let mut sim = newcomer(&group);
+    let req = Req {
+        upstream: "payroll",
+        method: "DELETE",
+        path: "/payroll/salaries/1".to_owned(),
+        ..sim.normal()
+    };
+    assert_eq!(sim.send(&req, 2.0).value, 0.0);
+    let report = sim.agent.snapshot();
+    assert!(report.learning && !report.judged_by_peers);
+    assert_eq!(report.peers.map(|p| p.lends_baseline), Some(false));
+
+    let mut alone = Sim::learned();
+    alone.peers = Some(Arc::new(PeerGroup::new("roles:solo".into())));
+    alone.steady(100);
+    let mut plain = Sim::learned();
+    let shape = |s: &Sim| Req {
+        path: "/inventory/reports/2024".to_owned(),
+        ..s.normal()
+    };
+    let (a, b) = (shape(&alone), shape(&plain));
+    assert_eq!(
+        alone.send(&a, 2.0).value,
+        plain.send(&b, 2.0).value,
+        "judged as if it had no group"
+    );
+}
+
+#[test]
+fn established_agent_new_to_itself_and_its_peers_weighs_more() {
+    let new_shape = |s: &Sim| Req {
+        path: "/inventory/reports/2024".to_owned(),
+        ..s.normal()
+    };
+    let score_in = |group: Option<Arc<PeerGroup>>| {
+        let mut sim = Sim::new();
+        sim.peers = group;
+        assert_eq!(sim.steady(1000), 0.0);
+        let req = new_shape(&sim);
+        sim.send(&req, 2.0)
+    };
+    let alone = score_in(None);
+    let peers_never = score_in(Some(peer_group(5, None)));
+    let peers_do = score_in(Some(peer_group(5, Some("/inventory/reports/"))));
+    assert_eq!(top_kind(&alone), Some(SignalKind::NewPathShape));
+    assert!(
+        peers_never.value > alone.value && alone.value > peers_do.value,
+        "new to both {} > new to itself {} > new to itself only, peers use it {}",
+        peers_never.value,
+        alone.value,
+        peers_do.value
+    );
+}
+
+impl Sim {
+    /// One of the three usual shapes, picked by `order` from the request count.
+    fn in_order(&self, order: impl Fn(u64) -> usize) -> Req {
+        let shapes = [
+            "/inventory/items/",
+            "/inventory/stock/",
+            "/inventory/orders/",
+        ];
+        Req {
+            path: format!("{}{}", shapes[order(self.n)], 1000 + self.n * 7 % 97),
+            ..self.normal()
+        }
+    }
+}
+
+/// Pseudo-random, uneven: items half the time, stock a third, orders the rest.
+fn shuffled(n: u64) -> usize {
+    match n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58 {
+        0..=31 => 0,
+        32..=52 => 1,
+        _ => 2,
+    }
+}
+
+#[test]
+fn same_endpoints_in_a_never_seen_order_are_flagged() {
+    // Learned: items, stock, orders, items, ... Then: items, orders, stock, items, ...
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(30, 2.0, |s, _| s.in_order(|n| (3 - n % 3) as usize % 3));
+    assert!(alarm.is_some_and(|n| n <= 10), "{alarm:?}");
+    let score = sim.agent.current();
+    assert_eq!(top_kind(&score), Some(SignalKind::NewSequence), "{score:?}");
+    let detail = &sim.agent.snapshot().signals[0].detail;
+    assert!(detail.contains("in an order never seen"), "{detail}");
+}
+
+#[test]
+fn shuffled_normal_traffic_is_not_a_new_order() {
+    let mut sim = Sim::new();
+    for i in 0..5000u64 {
+        let req = sim.in_order(shuffled);
+        let gap = 2.0 * (0.6 + 0.8 * ((i * 7919 % 101) as f64 / 100.0));
+        let score = sim.send(&req, gap);
+        assert!(
+            !has_signal(&score, SignalKind::NewSequence) && score.value < 0.1,
+            "request {i}: {score:?}"
+        );
+    }
 }

@@ -183,7 +183,12 @@ impl Share {
     }
 
     pub(crate) fn strength(&self, now: f64, limits: &ShareLimits) -> f64 {
-        let by_share = ramp(self.fast.value() - self.base.mean(), limits.lo, limits.hi);
+        self.strength_against(self.base.mean(), now, limits)
+    }
+
+    /// Against another usual share: the peers', for an agent with none of its own yet.
+    pub(crate) fn strength_against(&self, usual: f64, now: f64, limits: &ShareLimits) -> f64 {
+        let by_share = ramp(self.fast.value() - usual, limits.lo, limits.hi);
         if by_share == 0.0 {
             return 0.0;
         }
@@ -209,6 +214,10 @@ pub(crate) struct Keys {
     pub(crate) endpoint: u64,
     pub(crate) ip: u64,
     pub(crate) serial: u64,
+    /// The MCP tool called, if any.
+    pub(crate) tool: Option<u64>,
+    /// The object the path names (its folded ids), if any.
+    pub(crate) object: Option<u64>,
 }
 
 pub(crate) const NEW_UPSTREAM: f64 = 0.6;

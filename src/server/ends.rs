@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::conn_info::ConnInfo;
-use super::record::{observe, RequestRecord};
+use super::record::{observe, RequestRecord, Scored};
 use super::runtime::Runtime;
 use crate::agents::{AgentState, CloseReason};
-use crate::anomaly::Observation;
+use crate::anomaly::{Observation, ObservationContext};
 use crate::clock::UtcMoment;
 use crate::decision::{Reason, Verdict, ALLOWED};
 use crate::forward::body::OnEnd;
@@ -135,12 +135,17 @@ impl TunnelRecord {
     }
 
     /// One observation for the whole tunnel: its bytes both ways.
-    fn observe(&self, stats: &TunnelStats) -> (f64, Vec<Cow<'static, str>>) {
+    fn observe(&self, stats: &TunnelStats) -> Scored {
+        let nothing = || Scored {
+            score: 0.0,
+            signals: Vec::new(),
+            details: Vec::new(),
+        };
         let (Some(agent), Some(peer)) = (&self.agent, &self.peer) else {
-            return (0.0, Vec::new());
+            return nothing();
         };
         if !self.snap.anomaly.enabled {
-            return (0.0, Vec::new());
+            return nothing();
         }
         let obs = Observation {
             upstream: self.upstream.as_deref().unwrap_or(""),
@@ -155,11 +160,17 @@ impl TunnelRecord {
             now: self.rt.mono(),
             hour_of_week: UtcMoment::from_unix_ms(self.rt.clock.now_unix_ms()).hour_of_week(),
         };
-        let (score, signals) = observe(&self.rt, &self.snap, agent, &obs);
+        let scored = observe(
+            &self.rt,
+            &self.snap,
+            agent,
+            &obs,
+            &ObservationContext::default(),
+        );
         if let Some(m) = agent.metrics.get() {
-            m.anomaly_score.set(score);
+            m.anomaly_score.set(scored.score);
         }
-        (score, signals)
+        scored
     }
 
     fn audit_record(&self, stats: &TunnelStats, why: CloseReason, score: f64) -> AuditRecord {
@@ -191,9 +202,10 @@ impl TunnelRecord {
 
 impl TunnelEnd for TunnelRecord {
     fn finish(self: Box<Self>, stats: TunnelStats, reason: CloseReason) {
-        let (score, signals) = self.observe(&stats);
-        let mut rec = self.audit_record(&stats, reason, score);
-        rec.signals = signals;
+        let scored = self.observe(&stats);
+        let mut rec = self.audit_record(&stats, reason, scored.score);
+        rec.signals = scored.signals;
+        rec.signal_details = scored.details;
         tracing::info!(
             request_id = %self.request_id,
             agent = self.agent_id.as_ref().map_or("", AgentId::as_str),

@@ -13,7 +13,7 @@ use super::conn_info::ConnInfo;
 use super::runtime::Runtime;
 use crate::admit::InFlightSlot;
 use crate::agents::AgentState;
-use crate::anomaly::{AnomalyAction, Observation};
+use crate::anomaly::{AnomalyAction, Observation, ObservationContext};
 use crate::clock::UtcMoment;
 use crate::decision::{Reason, RuleRef, Verdict, ALLOWED};
 use crate::forward::body::OnEnd;
@@ -22,7 +22,9 @@ use crate::ids::{AgentId, RouteId, UpstreamId};
 use crate::pipeline::{Permit, Refusal, Trace};
 use crate::protocol::{Protocol, RpcSummary};
 use crate::snapshot::Snapshot;
-use crate::telemetry::audit::{AuditDecision, AuditRecord, RecordKind, TryRecordError};
+use crate::telemetry::audit::{
+    AuditDecision, AuditRecord, RecordKind, SignalDetail, TryRecordError,
+};
 use crate::telemetry::metrics::Metrics;
 
 /// What is known about a request by the time it is decided.
@@ -44,6 +46,8 @@ pub struct RequestRecord {
     pub peer: Option<Arc<PeerCert>>,
     /// The agent entry's role names, for the audit record.
     pub role_list: Option<Arc<[Arc<str>]>>,
+    /// The agent entry's anomaly peer group.
+    pub peer_group: Option<Arc<str>>,
     pub route: Option<RouteId>,
     pub upstream: Option<UpstreamId>,
     pub rule: Option<RuleRef>,
@@ -58,6 +62,8 @@ pub struct RequestRecord {
     /// Whether the anomaly engine scored this request (its gauge is then updated).
     pub anomaly_updated: bool,
     pub signals: Vec<Cow<'static, str>>,
+    /// The same, in words (`signal_details` in the audit record).
+    pub signal_details: Vec<SignalDetail>,
     /// The agent's in-flight slot, freed when the request ends.
     pub in_flight: Option<InFlightSlot>,
     /// The agent protocol of the route (MCP, A2A), if any.
@@ -94,7 +100,9 @@ impl RequestRecord {
         let mut rec = Self::begun(rt, snap, conn, None, String::new());
         if let Ok(peer) = conn.identity(&snap.trust_domain) {
             if let Some(entry) = snap.agent_index.lookup(&peer.agent_id) {
-                rec.role_list = snap.agents.get(entry).map(|a| a.role_names.clone());
+                let policy = snap.agents.get(entry);
+                rec.role_list = policy.map(|a| a.role_names.clone());
+                rec.peer_group = policy.and_then(|a| a.peer_group.clone());
                 rec.agent = Some(conn.agent_state(rt, &peer.agent_id));
             }
             rec.agent_id = Some(peer.agent_id.clone());
@@ -122,6 +130,7 @@ impl RequestRecord {
             agent: None,
             peer: None,
             role_list: None,
+            peer_group: None,
             route: None,
             upstream: None,
             rule: None,
@@ -133,6 +142,7 @@ impl RequestRecord {
             anomaly_score: 0.0,
             anomaly_updated: false,
             signals: Vec::new(),
+            signal_details: Vec::new(),
             in_flight: None,
             protocol: None,
             rpc: None,
@@ -144,10 +154,9 @@ impl RequestRecord {
     }
 
     fn traced(&mut self, trace: &Trace) {
-        self.role_list = trace
-            .agent_entry
-            .and_then(|e| self.snap.agents.get(e))
-            .map(|a| a.role_names.clone());
+        let policy = trace.agent_entry.and_then(|e| self.snap.agents.get(e));
+        self.role_list = policy.map(|a| a.role_names.clone());
+        self.peer_group = policy.and_then(|a| a.peer_group.clone());
         self.route = trace.route;
         self.upstream = trace.upstream;
         self.rule = trace.rule;
@@ -197,6 +206,12 @@ impl RequestRecord {
             return Some(format!("pin/{tool}"));
         }
         self.rule.as_ref().map(|r| self.snap.rule_label(r))
+    }
+
+    /// The tool an MCP `tools/call` names, for the engine's tool signals.
+    fn called_tool(&self) -> Option<&str> {
+        let rpc = self.rpc.as_ref()?;
+        (&*rpc.method == "tools/call").then_some(rpc.target.as_deref())?
     }
 
     /// What the anomaly engine's MCP signals read: the JSON-RPC method and the tool, resource or
@@ -259,6 +274,7 @@ impl RequestRecord {
             bytes_out,
             anomaly_score: self.anomaly_score,
             signals: self.audit_signals(),
+            signal_details: self.signal_details.clone(),
             close_reason: None,
             rpc_method: self.rpc.as_ref().map(|r| r.method.clone()),
             rpc_target: self.rpc.as_ref().and_then(|r| r.target.clone()),
@@ -303,13 +319,27 @@ impl RequestRecord {
             now: self.rt.mono(),
             hour_of_week: UtcMoment::from_unix_ms(now_ms).hour_of_week(),
         };
-        let (score, signals) = observe(&self.rt, &self.snap, agent, &obs);
-        self.anomaly_score = score;
+        let group = self.peer_group.as_ref().map(|k| self.rt.peer_groups.get(k));
+        let ctx = ObservationContext {
+            tool: self.called_tool(),
+            peers: group.as_ref(),
+        };
+        let scored = observe(&self.rt, &self.snap, agent, &obs, &ctx);
+        self.anomaly_score = scored.score;
         self.anomaly_updated = true;
-        if !signals.is_empty() {
-            self.signals = signals;
+        if !scored.signals.is_empty() {
+            self.signals = scored.signals;
+            self.signal_details = scored.details;
         }
     }
+}
+
+/// What the engine said about one exchange, as the audit record and the logs show it.
+pub(super) struct Scored {
+    pub score: f64,
+    pub signals: Vec<Cow<'static, str>>,
+    /// Empty unless signals fired: words are only made then.
+    pub details: Vec<SignalDetail>,
 }
 
 /// Feeds one finished exchange (a request, a tunnel) to its agent's behaviour baseline, and
@@ -320,13 +350,23 @@ pub(super) fn observe(
     snap: &Snapshot,
     agent: &AgentState,
     obs: &Observation<'_>,
-) -> (f64, Vec<Cow<'static, str>>) {
+    ctx: &ObservationContext<'_>,
+) -> Scored {
     let settings = &snap.anomaly;
-    let score = agent.behaviour.observe(obs, settings);
+    let score = agent.behaviour.observe_with(obs, ctx, settings);
     let signals: Vec<Cow<'static, str>> = score
         .top
         .iter()
         .map(|s| Cow::Borrowed(s.kind.as_str()))
+        .collect();
+    let details: Vec<SignalDetail> = score
+        .top
+        .iter()
+        .map(|s| SignalDetail {
+            signal: s.kind.as_str(),
+            detail: s.detail(),
+            subject: (!s.subject.is_empty()).then(|| s.subject.to_string()),
+        })
         .collect();
     if settings.exceeded_by(score.value) {
         let now_ms = rt.clock.now_unix_ms();
@@ -335,15 +375,19 @@ pub(super) fn observe(
                 let until = now_ms.saturating_add(settings.quarantine_for.as_millis() as i64);
                 // Here and on every replica of the fleet.
                 rt.quarantine(&agent.id, until);
-                tracing::warn!(agent = %agent.id, score = score.value, ?signals, "agent quarantined: anomaly score over threshold");
+                tracing::warn!(agent = %agent.id, score = score.value, ?signals, details = ?details, "agent quarantined: anomaly score over threshold");
             }
             AnomalyAction::Quarantine => {}
             AnomalyAction::Alert => {
-                tracing::warn!(agent = %agent.id, score = score.value, ?signals, "anomaly score over threshold");
+                tracing::warn!(agent = %agent.id, score = score.value, ?signals, details = ?details, "anomaly score over threshold");
             }
         }
     }
-    (score.value, signals)
+    Scored {
+        score: score.value,
+        signals,
+        details,
+    }
 }
 
 fn no_upstream() -> &'static Arc<str> {

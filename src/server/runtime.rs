@@ -3,6 +3,7 @@
 use std::sync::{Arc, Weak};
 
 use crate::agents::{AgentRegistry, AgentState, ChannelRegistry, CloseReason};
+use crate::anomaly::PeerGroups;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, Event, LocalAgents, SharedRpcState};
 use crate::ids::AgentId;
@@ -35,6 +36,8 @@ pub struct Runtime {
     pub pins: Arc<ToolPins>,
     /// The shared state of a fleet, when `cluster` is configured.
     pub cluster: Option<Arc<Cluster>>,
+    /// The anomaly engine's peer-group baselines, kept across reloads.
+    pub peer_groups: PeerGroups,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -100,6 +103,7 @@ impl Runtime {
             epoch: tokio::time::Instant::now(),
             readiness: Arc::new(Readiness::default()),
             cluster,
+            peer_groups: PeerGroups::default(),
         }
     }
 

@@ -52,6 +52,8 @@ pub struct AgentPolicy {
     pub roles_header: Arc<str>,
     /// Its role names, shared by every audit record of its requests.
     pub role_names: Arc<[Arc<str>]>,
+    /// Its anomaly peer group (sorted roles, or labels), computed once.
+    pub peer_group: Option<Arc<str>>,
     pub rate_limit: Option<RateLimit>,
     /// Whether any of its roles (or the global setting) demands the second factor.
     pub require_token: bool,
@@ -280,7 +282,12 @@ fn compile_agents(
                 set.union_with(&role(r).upstreams);
             }
             let names: Vec<Arc<str>> = role_ids.iter().map(|r| role(r).name.clone()).collect();
+            let peer_group = crate::anomaly::group_key(
+                names.iter().map(|n| n.as_ref()),
+                a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
             AgentPolicy {
+                peer_group,
                 entry,
                 id: a.id.as_str().into(),
                 roles_header: names

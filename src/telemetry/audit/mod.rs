@@ -65,7 +65,7 @@ use prometheus::IntCounter;
 use thiserror::Error;
 
 pub use chain::BrokenReason;
-pub use record::{AuditDecision, AuditRecord, RecordKind};
+pub use record::{AuditDecision, AuditRecord, RecordKind, SignalDetail};
 pub use rotate::{chain_files, rotated_name};
 pub use verify::{
     verify, verify_chain, verify_chain_command, verify_command, ChainFailure, VerifyFailure,

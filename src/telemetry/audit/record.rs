@@ -68,6 +68,10 @@ pub struct AuditRecord {
     pub anomaly_score: f64,
     /// The anomaly engine's strongest signals, short names.
     pub signals: Vec<Cow<'static, str>>,
+    /// The same signals in words an operator can act on, with what each is about; absent when
+    /// none fired.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signal_details: Vec<SignalDetail>,
     /// Why a connection or tunnel ended (`closed`, `idle`, `quarantined`, ...); absent on
     /// request records.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +86,16 @@ pub struct AuditRecord {
     pub rpc_id: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args_sha256: Option<Box<str>>,
+}
+
+/// One anomaly signal explained: `{"signal": "mass_access", "detail": "read 57 distinct items
+/// under /public/items/* in 10 s; usually 2", "subject": "/public/items/*"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignalDetail {
+    pub signal: &'static str,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 impl AuditRecord {
@@ -113,6 +127,7 @@ impl AuditRecord {
             bytes_out: 0,
             anomaly_score: 0.0,
             signals: Vec::new(),
+            signal_details: Vec::new(),
             close_reason: None,
             rpc_method: None,
             rpc_target: None,

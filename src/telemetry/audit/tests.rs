@@ -33,6 +33,7 @@ fn sample(i: usize) -> AuditRecord {
         bytes_out: 512,
         anomaly_score: 0.1,
         signals: vec!["new_path_shape".into()],
+        signal_details: Vec::new(),
         close_reason: None,
         rpc_method: None,
         rpc_target: None,
@@ -485,4 +486,22 @@ fn a_missing_directory_is_created_and_the_file_kept_private() {
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o007, 0, "{mode:o}");
     }
+}
+
+#[test]
+fn signal_details_are_written_only_when_signals_fired() {
+    let mut rec = sample(0);
+    let quiet = serde_json::to_value(&rec).unwrap();
+    assert!(quiet.get("signal_details").is_none());
+    rec.signal_details = vec![super::SignalDetail {
+        signal: "mass_access",
+        detail: "read 57 distinct items under /public/items/* in 10 s; usually 2".into(),
+        subject: Some("/public/items/*".into()),
+    }];
+    let json = serde_json::to_value(&rec).unwrap();
+    assert_eq!(json["signal_details"][0]["signal"], "mass_access");
+    assert_eq!(json["signal_details"][0]["subject"], "/public/items/*");
+    assert!(json["signal_details"][0]["detail"]
+        .as_str()
+        .is_some_and(|d| d.ends_with("usually 2")));
 }
