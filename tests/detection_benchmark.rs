@@ -18,9 +18,9 @@
 mod bench;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use warden::anomaly::AnomalySettings;
+use warden::anomaly::{AnomalySettings, PeerGroup, PeerGroups};
 
 use bench::attacks::{self, AttackKind, ON_ESTABLISHED};
 use bench::population::{Agent, Family, FAMILIES};
@@ -51,16 +51,19 @@ const EXPECTATIONS: [(AttackKind, Expected); 9] = [
     (
         AttackKind::IdScraping,
         Expected::KnownGap {
-            reason: "never-seen ids under a known shape are one known endpoint: nothing counts \
-             distinct objects per shape against the agent's usual count",
-            floor: 0.0,
+            reason:
+                "mass_access counts distinct objects per shape in 10 s windows, but a scrape at \
+             the agent's own pace stays within its limits (2.5-5x the usual count), and the \
+             ids of this family's habits vary widely from window to window",
+            floor: 0.19,
         },
     ),
     (
         AttackKind::ColdStart,
         Expected::KnownGap {
-            reason: "a new agent scores 0 for its learning period (an hour and 32 requests), then \
-             has learned its misbehaviour as its normal: no peer-group prior",
+            reason: "alone, a new agent scores 0 for its learning period (an hour and 32 \
+             requests); judged by its peer group it is caught in 11 of 15 (the other benchmark), \
+             missed where its misuse looks like what some peer does",
             floor: 0.0,
         },
     ),
@@ -89,8 +92,8 @@ const EXPECTATIONS: [(AttackKind, Expected); 9] = [
         Expected::KnownGap {
             reason: "a new upstream scores 0.72 (first upstream 0.6, first shape 0.3) and at most \
              0.79 with three shapes' enumeration, under 0.8; a new shape on a known upstream \
-             scores 0.3, under the learning ceiling, so it is learned on first use; other MCP \
-             tools are invisible while the observation carries no tool name",
+             scores 0.3, under the learning ceiling, so it is learned on first use; \
+             new_sequence and new_tool catch about half",
             floor: 0.15,
         },
     ),
@@ -107,19 +110,25 @@ struct Unit {
 }
 
 impl Unit {
-    fn agent(&self) -> Agent {
+    fn agent(&self, peers: Option<&Arc<PeerGroup>>) -> Agent {
         let family_index = FAMILIES.iter().position(|f| *f == self.family).unwrap_or(0) as u64;
         let index = family_index * (AGENTS_PER_FAMILY + 1) + self.instance;
         let mut rng = Rng::new(self.seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        Agent::new(self.family, rng.next(), index)
+        let mut agent = Agent::new(self.family, rng.next(), index);
+        agent.peers = peers.cloned();
+        agent
     }
 
     fn variant(&self) -> u64 {
         self.seed_index + self.family as u64
     }
 
-    fn run(&self, settings: &AnomalySettings) -> (Normal, Option<Trial>) {
-        let mut agent = self.agent();
+    fn run(
+        &self,
+        peers: Option<&Arc<PeerGroup>>,
+        settings: &AnomalySettings,
+    ) -> (Normal, Option<Trial>) {
+        let mut agent = self.agent(peers);
         let mut normal = Normal::default();
         let trial = |kind, outcome| Trial {
             kind,
@@ -139,7 +148,7 @@ impl Unit {
                 break;
             }
             agent.request(&mut req);
-            let score = req.observe(&agent.behaviour, agent.now, settings);
+            let score = req.observe(&agent.behaviour, agent.peers.as_ref(), agent.now, settings);
             normal.record(self.family, &score, settings);
         }
         let Some(&kind) = ON_ESTABLISHED.get(self.instance as usize) else {
@@ -188,20 +197,32 @@ fn units(seeds: &[u64]) -> Vec<Unit> {
     units
 }
 
-/// Agents are independent: a few threads take units from a shared queue. Each agent's own seed
-/// keeps the outcome the same however the work is split.
-fn run_all(units: &[Unit], settings: &AnomalySettings) -> (Normal, Vec<Trial>) {
+/// The agents of one family in one seed share a role, so a peer group: they run one after the
+/// other (the cold-start newcomer last, when its peers have learned), which keeps the outcome
+/// the same however the families are spread over threads.
+fn run_all(units: &[Unit], with_peers: bool, settings: &AnomalySettings) -> (Normal, Vec<Trial>) {
+    let mut families: Vec<Vec<Unit>> = Vec::new();
+    for unit in units {
+        match families.last_mut() {
+            Some(f) if f[0].seed == unit.seed && f[0].family == unit.family => f.push(*unit),
+            _ => families.push(vec![*unit]),
+        }
+    }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
     let next = AtomicUsize::new(0);
     let results = Mutex::new((Normal::default(), Vec::new()));
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                while let Some(unit) = units.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let (normal, trial) = unit.run(settings);
-                    let mut results = results.lock().expect("results");
-                    results.0.merge(normal);
-                    results.1.extend(trial);
+                while let Some(family) = families.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let groups = PeerGroups::default();
+                    let peers = groups.get(&Arc::from(format!("{:?}", family[0].family)));
+                    for unit in family {
+                        let (normal, trial) = unit.run(with_peers.then_some(&peers), settings);
+                        let mut results = results.lock().expect("results");
+                        results.0.merge(normal);
+                        results.1.extend(trial);
+                    }
                 }
             });
         }
@@ -211,16 +232,30 @@ fn run_all(units: &[Unit], settings: &AnomalySettings) -> (Normal, Vec<Trial>) {
     (normal, trials)
 }
 
+/// Each agent judged against its own baseline only.
 #[test]
 fn detection_benchmark() {
+    benchmark(false, 0.0);
+}
+
+/// As the proxy runs it: agents of one role also judged by their peer group. Known gap: peer
+/// judgement of agents still learning raises false alarms in a role whose agents use different
+/// upstreams (the MCP family here, about 1,800 per million); the ceiling keeps it from growing.
+#[test]
+fn detection_benchmark_with_peer_groups() {
+    benchmark(true, 2_500.0);
+}
+
+fn benchmark(with_peers: bool, false_positives_per_million: f64) {
     let settings = AnomalySettings::default();
     let seeds = seeds();
     let units = units(&seeds);
     let started = std::time::Instant::now();
-    let (normal, trials) = run_all(&units, &settings);
+    let (normal, trials) = run_all(&units, with_peers, &settings);
 
     println!(
-        "detection benchmark: {} seeds x {} agents ({} per family, {} turning), {:.1} days of regular traffic, threshold {:.2}, {:.1} s",
+        "detection benchmark{}: {} seeds x {} agents ({} per family, {} turning), {:.1} days of regular traffic, threshold {:.2}, {:.1} s",
+        if with_peers { " with peer groups" } else { ", own baselines only" },
         seeds.len(),
         units.len() / seeds.len(),
         AGENTS_PER_FAMILY + 1,
@@ -247,9 +282,11 @@ fn detection_benchmark() {
         "an honest amount of regular traffic: {}",
         normal.requests
     );
-    assert_eq!(
-        normal.false_positives, 0,
-        "no regular request crosses the threshold"
+    let per_million = normal.false_positives as f64 * 1e6 / normal.requests as f64;
+    assert!(
+        per_million <= false_positives_per_million,
+        "{} regular requests crossed the threshold ({per_million:.1} per million, allowed {false_positives_per_million})",
+        normal.false_positives
     );
     for (s, expected) in &summaries {
         if let Expected::KnownGap { floor, .. } = expected {

@@ -256,7 +256,7 @@ impl Attacker {
         agent.identify(req);
         (
             agent.now,
-            req.observe(&agent.behaviour, agent.now, settings),
+            req.observe(&agent.behaviour, agent.peers.as_ref(), agent.now, settings),
         )
     }
 
@@ -294,7 +294,7 @@ impl Attacker {
         self.thief_at += self.rng.exp(agent.usual_rate());
         while agent.now < self.thief_at {
             agent.request(req);
-            req.observe(&agent.behaviour, agent.now, settings);
+            req.observe(&agent.behaviour, agent.peers.as_ref(), agent.now, settings);
             agent.advance(1.0);
         }
         let saved = agent.now;
@@ -308,7 +308,12 @@ impl Attacker {
         }
         (
             self.thief_at,
-            req.observe(&agent.behaviour, self.thief_at, settings),
+            req.observe(
+                &agent.behaviour,
+                agent.peers.as_ref(),
+                self.thief_at,
+                settings,
+            ),
         )
     }
 }

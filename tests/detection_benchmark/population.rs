@@ -3,8 +3,9 @@
 
 use std::f64::consts::TAU;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
-use warden::anomaly::AgentBehaviour;
+use warden::anomaly::{AgentBehaviour, PeerGroup};
 
 use super::catalogue::{ARTIFACT_UPSTREAM, MCP_SERVERS, MCP_TOOLS, REST_UPSTREAMS};
 use super::endpoint::{Endpoint, IdKind, Objects};
@@ -78,6 +79,8 @@ pub struct Agent {
     batch_left: u32,
     session_left: u32,
     pub behaviour: AgentBehaviour,
+    /// The agents of its family share one role, so one peer group.
+    pub peers: Option<Arc<PeerGroup>>,
 }
 
 impl Agent {
@@ -115,6 +118,7 @@ impl Agent {
             batch_left: 0,
             session_left: 0,
             behaviour: AgentBehaviour::new(),
+            peers: None,
         };
         agent.keep_office_hours();
         agent

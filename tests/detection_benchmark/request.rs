@@ -2,9 +2,12 @@
 //! `Observation` is one line here.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use warden::anomaly::{AgentBehaviour, AnomalySettings, Observation, Score};
+use warden::anomaly::{
+    AgentBehaviour, AnomalySettings, Observation, ObservationContext, PeerGroup, Score,
+};
 
 use super::HOUR;
 
@@ -15,8 +18,7 @@ pub struct Request {
     pub upstream: &'static str,
     pub method: &'static str,
     pub path: String,
-    /// The MCP tool called. `Observation` does not carry it yet, so today a tool call is seen as
-    /// a POST to the MCP route and a switch of tools is invisible.
+    /// The MCP tool called, handed to the engine as the proxy hands it over.
     pub tool: Option<&'static str>,
     pub status: u16,
     /// Refused by the proxy's policy rather than answered by the upstream.
@@ -44,6 +46,7 @@ impl Request {
     pub fn observe(
         &self,
         behaviour: &AgentBehaviour,
+        peers: Option<&Arc<PeerGroup>>,
         at: f64,
         settings: &AnomalySettings,
     ) -> Score {
@@ -60,7 +63,11 @@ impl Request {
             now: Duration::from_secs_f64(at),
             hour_of_week: hour_of_week(at),
         };
-        behaviour.observe(&obs, settings)
+        let ctx = ObservationContext {
+            tool: self.tool,
+            peers,
+        };
+        behaviour.observe_with(&obs, &ctx, settings)
     }
 }
 
