@@ -228,12 +228,11 @@ fn describe(snap: &Snapshot, head: &Head, decided: Result<Permit, Refusal>) -> E
         ),
     };
     let path = match &decided {
-        Ok(p) => p.target().target.path.clone(),
-        Err(r) => r
-            .trace
-            .shaped
-            .as_ref()
-            .map_or_else(|| head.uri.path().to_string(), |s| s.target.path.clone()),
+        Ok(p) => p.target().target.path().to_owned(),
+        Err(r) => r.trace.shaped.as_ref().map_or_else(
+            || head.uri.path().to_string(),
+            |s| s.target.path().to_owned(),
+        ),
     };
     let mut ex = Explanation {
         reason,

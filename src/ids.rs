@@ -123,7 +123,7 @@ impl AgentId {
 
     /// Whether the id belongs to `domain`, compared as the verifier compares it: exactly.
     pub fn is_in(&self, domain: &str) -> bool {
-        !domain.contains('/')
+        domain.bytes().all(|b| b != b'/')
             && self.0[SCHEME.len()..]
                 .strip_prefix(domain)
                 .is_some_and(|path| path.is_empty() || path.starts_with('/'))

@@ -97,14 +97,14 @@ impl AgentState {
 /// Every agent seen since start, bounded: past `max_agents`, agents idle the longest are dropped.
 #[derive(Debug)]
 pub struct AgentRegistry {
-    agents: DashMap<AgentId, Arc<AgentState>>,
+    agents: DashMap<AgentId, Arc<AgentState>, foldhash::fast::RandomState>,
     max_agents: usize,
 }
 
 impl AgentRegistry {
     pub fn new(max_agents: usize) -> Self {
         AgentRegistry {
-            agents: DashMap::new(),
+            agents: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             max_agents: max_agents.max(1),
         }
     }

@@ -3,14 +3,14 @@
 //! not at every rule of a role. One level would not do: routes select upstreams by path prefix,
 //! so every rule of an upstream usually shares its first segment (`/payroll/...`).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use http::Method;
 
 use super::when::{Condition, Unmet, WhenSpec};
 use crate::ids::{UpstreamId, UpstreamSet};
-use crate::pattern::PathPattern;
+use crate::pattern::{PathPattern, Segments};
 
 /// HTTP methods a rule admits: the common ones as bits, extension methods listed.
 #[derive(Debug, Clone, Default)]
@@ -140,7 +140,7 @@ impl Node {
         out.push(&self.rules);
         let body = path.strip_prefix('/').unwrap_or(path);
         let mut node = self;
-        for seg in body.split('/').take(INDEX_DEPTH) {
+        for seg in Segments::of(body).take(INDEX_DEPTH) {
             let next = if case_insensitive && seg.bytes().any(|b| b.is_ascii_uppercase()) {
                 node.children.get(seg.to_ascii_lowercase().as_str())
             } else {

@@ -230,7 +230,7 @@ fn upstream_request(
     let limits = &how.snap.limits;
     let (mut parts, body) = req.into_parts();
     let uri = upstream
-        .uri_for(&permit.target().target.path_and_query())
+        .uri_for(permit.target().target.path_and_query())
         .map_err(|e| UpstreamError::Unavailable(format!("bad upstream uri: {e}")))?;
     upstream_headers(&mut parts.headers, permit, how, websocket, upstream.http2);
     let body: ProxyBody = match permit.message().and_then(|m| m.bytes.clone()) {

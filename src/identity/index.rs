@@ -2,7 +2,7 @@
 //! (`spiffe://example.org/agent/support/*`) are tried only when no exact id matches, most
 //! specific first.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::ids::AgentId;
 use crate::pattern::PathPattern;

@@ -49,7 +49,7 @@ fn protocol_hint(snap: &Snapshot, req: &RequestParts<'_>) -> Option<crate::proto
     let shaped = shape_request(req.version, req.uri, req.headers).ok()?;
     let (route, _) = snap
         .routes
-        .lookup(shaped.host.as_deref(), &shaped.target.path)?;
+        .lookup(shaped.host.as_deref(), shaped.target.path())?;
     snap.protocol.route(route)
 }
 
@@ -108,7 +108,7 @@ async fn decide_all<A: Admission, B: MessageBody>(
             let judging = message_rules(snap, &who, req, body, admission, &shaped, &mut trace);
             match Box::pin(judging).await {
                 Ok((j, stop)) => {
-                    judged = Some(j);
+                    judged = Some(Box::new(j));
                     if let Some(stop) = stop {
                         shadowed.get_or_insert(stop);
                     }
@@ -119,7 +119,14 @@ async fn decide_all<A: Admission, B: MessageBody>(
             }
         }
     }
-    Ok(Permit::new(agent.clone(), route, upstream, shaped, shadowed, trace).with_message(judged))
+    Ok(Permit::new(
+        agent.clone(),
+        (route, upstream),
+        shaped,
+        shadowed,
+        trace,
+        judged,
+    ))
 }
 
 /// Steps 5 and 6 on an agent-protocol route: the judged message, and in shadow mode the refusal
@@ -135,7 +142,7 @@ async fn message_rules<A: Admission, B: MessageBody>(
 ) -> Result<(Judged, Shadowed), (Reason, String)> {
     let facts = RequestFacts {
         method: req.method,
-        path: &shaped.target.path,
+        path: shaped.target.path(),
         headers: req.headers,
         source_ip: req.source_ip,
         moment: UtcMoment::from_unix_ms(req.now_ms),
@@ -194,7 +201,7 @@ fn route(
 ) -> Result<(RouteId, UpstreamId), (Reason, Option<String>)> {
     let (route, upstream) = snap
         .routes
-        .lookup(shaped.host.as_deref(), &shaped.target.path)
+        .lookup(shaped.host.as_deref(), shaped.target.path())
         .map(|(id, r)| (id, r.upstream))
         .ok_or((Reason::NoRoute, None))?;
     trace.route = Some(route);
@@ -216,7 +223,7 @@ fn rules(
 ) -> Result<(), (Reason, Option<RuleRef>)> {
     let facts = RequestFacts {
         method: req.method,
-        path: &shaped.target.path,
+        path: shaped.target.path(),
         headers: req.headers,
         source_ip: req.source_ip,
         moment: UtcMoment::from_unix_ms(req.now_ms),
@@ -320,17 +327,15 @@ fn shape(snap: &Snapshot, req: &RequestParts<'_>, trace: &mut Trace) -> Result<S
     if req.headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
         return Err(bad("more than one Authorization header".into()));
     }
-    if req.version == Version::HTTP_11
-        && req.uri.authority().is_none()
-        && !req.headers.contains_key(header::HOST)
-    {
-        return Err(bad("HTTP/1.1 request without Host".into()));
-    }
     if let Some(why) = ambiguity(req.version, req.method, req.uri.query(), req.headers) {
         return Err(bad(why.into()));
     }
     let shaped = shape_request(req.version, req.uri, req.headers)
         .map_err(|e| bad(format!("the request cannot be judged safely: {e}")))?;
+    // No host from Host or the target: an HTTP/1.1 request without Host.
+    if req.version == Version::HTTP_11 && shaped.host.is_none() {
+        return Err(bad("HTTP/1.1 request without Host".into()));
+    }
     if shaped.absolute_form
         && !shaped
             .host

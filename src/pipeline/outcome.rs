@@ -106,7 +106,8 @@ pub struct Permit {
     /// In shadow mode, the refusal that enforce mode would have made.
     shadowed: Option<(Reason, Option<RuleRef>)>,
     trace: Trace,
-    message: Option<Judged>,
+    /// Boxed: most permits carry none, and every permit is moved a few times.
+    message: Option<Box<Judged>>,
 }
 
 /// What the message step judged, carried to the forwarder.
@@ -124,11 +125,11 @@ impl Permit {
     /// Only the decision makes permits.
     pub(super) fn new(
         agent: AgentId,
-        route: RouteId,
-        upstream: UpstreamId,
+        (route, upstream): (RouteId, UpstreamId),
         shaped: Shaped,
         shadowed: Option<(Reason, Option<RuleRef>)>,
         trace: Trace,
+        message: Option<Box<Judged>>,
     ) -> Self {
         Permit {
             agent,
@@ -137,18 +138,13 @@ impl Permit {
             shaped,
             shadowed,
             trace,
-            message: None,
+            message,
         }
-    }
-
-    pub(super) fn with_message(mut self, message: Option<Judged>) -> Self {
-        self.message = message;
-        self
     }
 
     /// On an agent-protocol route: the judged message and what judged it.
     pub fn message(&self) -> Option<&Judged> {
-        self.message.as_ref()
+        self.message.as_deref()
     }
 
     /// The agent protocol of the route, if any.

@@ -34,20 +34,14 @@ pub enum HostError {
 /// trailing dot), numeric spellings other than a dotted quad (`127.1`, `0x7f.0.0.1`, `0177.0.0.1`),
 /// IPv6 zone ids, and an empty, non-numeric or out-of-range port.
 pub fn canonical_host(raw: &str) -> Result<String, HostError> {
-    if raw.is_empty() || raw.contains('@') {
-        return Err(HostError::Invalid);
-    }
     if let Some(rest) = raw.strip_prefix('[') {
+        if rest.bytes().any(|b| b == b'@') {
+            return Err(HostError::Invalid);
+        }
         return canonical_ipv6(rest);
     }
-    let name = match raw.split_once(':') {
-        Some((name, port)) => {
-            check_port(port)?;
-            name
-        }
-        None => raw,
-    };
-    canonical_name(name)
+    // Userinfo (`@`) and every other byte outside a name are refused by the name's one pass.
+    canonical_name(raw)
 }
 
 /// `rest` is what follows `[`: `addr]` or `addr]:port`.
@@ -70,42 +64,62 @@ fn check_port(port: &str) -> Result<(), HostError> {
     }
 }
 
-fn canonical_name(name: &str) -> Result<String, HostError> {
-    // One trailing dot is the fully-qualified spelling of the same name; a second is not.
-    let name = name.strip_suffix('.').unwrap_or(name);
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(HostError::Invalid);
+/// `name` or `name:port`.
+fn canonical_name(raw: &str) -> Result<String, HostError> {
+    // Labels of 1-63 letters, digits and `-`, not starting or ending in `-`, up to an optional
+    // `:port`: one pass, as this runs on every request.
+    let bytes = raw.as_bytes();
+    let mut label_len = 0;
+    let mut label_start = 0;
+    let mut prev = b'.';
+    let mut end = bytes.len();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b':' {
+            check_port(raw.get(i + 1..).ok_or(HostError::Invalid)?)?;
+            end = i;
+            break;
+        }
+        if b == b'.' {
+            if label_len == 0 {
+                // An empty label: `a..b`, a leading dot, or a second trailing dot.
+                return Err(HostError::Invalid);
+            }
+            if prev == b'-' {
+                return Err(HostError::Invalid);
+            }
+            label_len = 0;
+            label_start = i + 1;
+        } else {
+            let ldh = b.is_ascii_alphanumeric() || (b == b'-' && label_len > 0);
+            label_len += 1;
+            if !ldh || label_len > MAX_LABEL_LEN {
+                return Err(HostError::Invalid);
+            }
+        }
+        prev = b;
     }
-    let mut last_label = "";
-    for label in name.split('.') {
-        check_label(label)?;
-        last_label = label;
+    // One trailing dot is the fully-qualified spelling of the same name; a second is not.
+    let (name, last_label) = if label_len == 0 && end > 0 {
+        let name = raw.get(..end - 1).ok_or(HostError::Invalid)?;
+        let start = name.rfind('.').map_or(0, |dot| dot + 1);
+        (name, name.as_bytes().get(start..).unwrap_or_default())
+    } else {
+        let name = raw.get(..end).ok_or(HostError::Invalid)?;
+        (name, bytes.get(label_start..end).unwrap_or_default())
+    };
+    if name.is_empty() || name.len() > MAX_NAME_LEN || prev == b'-' {
+        return Err(HostError::Invalid);
     }
     // A name whose last label is numeric is an IPv4 literal to every resolver; only the
     // dotted-quad spelling is accepted, so `127.1` and `0x7f.0.0.1` cannot alias an address.
-    let numeric = last_label.bytes().all(|b| b.is_ascii_digit())
+    let numeric = last_label.iter().all(|b| b.is_ascii_digit())
         || last_label
             .get(..2)
-            .is_some_and(|p| p.eq_ignore_ascii_case("0x"));
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"0x"));
     if numeric && name.parse::<Ipv4Addr>().is_err() {
         return Err(HostError::Invalid);
     }
     Ok(name.to_ascii_lowercase())
-}
-
-fn check_label(label: &str) -> Result<(), HostError> {
-    let b = label.as_bytes();
-    let ldh = b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-');
-    let ok = !b.is_empty()
-        && b.len() <= MAX_LABEL_LEN
-        && ldh
-        && b.first() != Some(&b'-')
-        && b.last() != Some(&b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(HostError::Invalid)
-    }
 }
 
 /// What the request says its host is, and whether the target was in absolute form.

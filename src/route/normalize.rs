@@ -13,6 +13,7 @@
 //!   (`"<>[]^`{|}`) percent-encoded;
 //! - never changes the case of anything else.
 
+use http::uri::PathAndQuery;
 use thiserror::Error;
 
 #[cfg(test)]
@@ -25,23 +26,40 @@ pub const MAX_TARGET_LEN: usize = 8 * 1024;
 pub const MAX_SEGMENTS: usize = 128;
 
 /// A request target in the one form warden judges and forwards.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct NormalizedTarget {
-    /// Absolute path, dot segments removed, unreserved escapes decoded, no empty segments.
-    pub path: String,
-    /// The query as received (without `?`), if any.
-    pub query: Option<String>,
+    /// `path?query`: the path absolute, dot segments removed, unreserved escapes decoded, no empty
+    /// segments; the query as received. When the request's own target was in this form already,
+    /// this shares its bytes.
+    normal: PathAndQuery,
 }
 
 impl NormalizedTarget {
+    /// The normalised path.
+    pub fn path(&self) -> &str {
+        self.normal.path()
+    }
+
+    /// The query as received (without `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.normal.query()
+    }
+
     /// `path?query`, as sent upstream.
-    pub fn path_and_query(&self) -> String {
-        match &self.query {
-            Some(q) => format!("{}?{}", self.path, q),
-            None => self.path.clone(),
-        }
+    pub fn path_and_query(&self) -> &PathAndQuery {
+        &self.normal
     }
 }
+
+/// Targets are equal when they read the same: a request's target of nothing but a fragment is
+/// held empty and reads as `/`.
+impl PartialEq for NormalizedTarget {
+    fn eq(&self, other: &Self) -> bool {
+        self.normal.as_str() == other.normal.as_str()
+    }
+}
+
+impl Eq for NormalizedTarget {}
 
 /// Why a request target was refused. Every variant maps to `400 bad_request`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -80,6 +98,8 @@ pub enum PathError {
     AboveRoot,
     #[error("a path segment ends in a dot or a space")]
     TrailingDotOrSpace,
+    #[error("the query holds a character a request target cannot carry")]
+    InvalidQuery,
 }
 
 /// Normalises an origin-form target (`/path?query`).
@@ -88,28 +108,50 @@ pub enum PathError {
 /// characters, spaces and non-ASCII bytes, which no well-formed client sends and which upstreams
 /// read in incompatible ways.
 pub fn normalize_target(raw: &str) -> Result<NormalizedTarget, PathError> {
+    normalize(raw, None)
+}
+
+/// [`normalize_target`] of a request's own target; when that is in the normal form already (as
+/// most are), the result shares its bytes instead of copying them.
+pub fn normalize_request_target(target: &PathAndQuery) -> Result<NormalizedTarget, PathError> {
+    normalize(target.as_str(), Some(target))
+}
+
+fn normalize(raw: &str, shared: Option<&PathAndQuery>) -> Result<NormalizedTarget, PathError> {
     if raw.len() > MAX_TARGET_LEN {
         return Err(PathError::TooLong);
     }
-    let (path, query) = match raw.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
+    // A byte scan: the general `str` searcher costs more than it saves on a short target.
+    let (path, query) = match raw.bytes().position(|b| b == b'?') {
+        Some(at) => (raw.get(..at).unwrap_or(raw), raw.get(at + 1..)),
         None => (raw, None),
     };
-    let path = normalize_path(path)?;
+    let rebuilt = if is_normal(path.as_bytes()) {
+        None
+    } else {
+        Some(build_normal(path)?)
+    };
     // Encoding raw `"<>...` can triple a path: the bound holds for what is forwarded too, so the
     // normal form of an accepted target is itself accepted.
-    let out_len = path.len() + query.map_or(0, |q| q.len() + 1);
-    if out_len > MAX_TARGET_LEN {
+    let path_len = rebuilt.as_ref().map_or(path.len(), String::len);
+    if path_len + query.map_or(0, |q| q.len() + 1) > MAX_TARGET_LEN {
         return Err(PathError::TooLong);
     }
-    let query = match query {
-        Some(q) => {
-            check_query(q)?;
-            Some(q.to_owned())
+    if let Some(q) = query {
+        check_query(q)?;
+    }
+    let normal = match (rebuilt, shared) {
+        (None, Some(target)) => target.clone(),
+        (rebuilt, _) => {
+            let mut text = rebuilt.unwrap_or_else(|| path.to_owned());
+            if let Some(q) = query {
+                text.push('?');
+                text.push_str(q);
+            }
+            PathAndQuery::try_from(text).map_err(|_| PathError::InvalidQuery)?
         }
-        None => None,
     };
-    Ok(NormalizedTarget { path, query })
+    Ok(NormalizedTarget { normal })
 }
 
 /// The segments of a normalised path, in order. Empty segments are skipped, so a trailing slash
@@ -119,7 +161,59 @@ pub fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }
 
-fn normalize_path(path: &str) -> Result<String, PathError> {
+/// Whether a path is already in the normal form, so that it is its own normal form: plain
+/// characters only (nothing refused, encoded or escaped), no empty segment but a trailing one, no
+/// segment ending in a dot (which covers `.` and `..`), at most [`MAX_SEGMENTS`] segments. Most
+/// requests' paths are; they are copied once instead of being rebuilt byte by byte. Anything else
+/// takes [`build_normal`], which gives the same answer for these (a test compares the two).
+fn is_normal(path: &[u8]) -> bool {
+    let Some((b'/', rest)) = path.split_first() else {
+        return false;
+    };
+    let mut segments = 0;
+    // The byte before the current one; a segment starts after a `/`.
+    let mut prev = b'/';
+    for &c in rest {
+        if c == b'/' {
+            // An empty segment, or one ending in a dot (which covers `.` and `..`).
+            if prev == b'/' || prev == b'.' {
+                return false;
+            }
+            segments += 1;
+        } else if !PLAIN[usize::from(c)] {
+            return false;
+        }
+        prev = c;
+    }
+    if prev == b'.' {
+        return false;
+    }
+    if prev != b'/' {
+        segments += 1;
+    }
+    segments <= MAX_SEGMENTS
+}
+
+/// The bytes a normal path holds as themselves: printable ASCII that is neither refused
+/// (`\ ; #` and space), nor encoded (`"<>[]^`{|}`), nor an escape (`%`), nor the separator.
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0x21;
+    while c <= 0x7E {
+        table[c] = true;
+        c += 1;
+    }
+    let excluded = b"\\;#%\"<>[]^`{|}/";
+    let mut i = 0;
+    while i < excluded.len() {
+        table[excluded[i] as usize] = false;
+        i += 1;
+    }
+    table
+};
+
+/// The normal form of any path, built byte by byte, or the reason there is none.
+fn build_normal(path: &str) -> Result<String, PathError> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(PathError::NotAbsolute);

@@ -3,7 +3,7 @@
 use http::HeaderMap;
 
 use super::host::{resolve_host, HostError};
-use super::normalize::{normalize_target, NormalizedTarget, PathError};
+use super::normalize::{normalize_request_target, normalize_target, NormalizedTarget, PathError};
 
 /// A request target made safe to judge.
 #[derive(Debug, Clone)]
@@ -38,8 +38,11 @@ pub fn shape_request(
     headers: &HeaderMap,
 ) -> Result<Shaped, ShapeError> {
     let host = resolve_host(version, uri, headers).map_err(ShapeError::Host)?;
-    let raw = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-    let target = normalize_target(raw).map_err(ShapeError::Path)?;
+    let target = match uri.path_and_query() {
+        Some(target) => normalize_request_target(target),
+        None => normalize_target("/"),
+    }
+    .map_err(ShapeError::Path)?;
     Ok(Shaped {
         target,
         host: host.host,

@@ -165,7 +165,8 @@ impl RequestRecord {
         self.pinned_tool = trace.pinned_tool().map(Into::into);
         if let Some(shaped) = &trace.shaped {
             self.host.clone_from(&shaped.host);
-            self.path.clone_from(&shaped.target.path);
+            self.path.clear();
+            self.path.push_str(shaped.target.path());
         }
     }
 
@@ -174,7 +175,8 @@ impl RequestRecord {
         self.traced(permit.trace());
         let target = permit.target();
         self.host.clone_from(&target.host);
-        self.path.clone_from(&target.target.path);
+        self.path.clear();
+        self.path.push_str(target.target.path());
         if let Some(reason) = permit.shadowed() {
             self.verdict = Verdict::ShadowDeny;
             self.reason = Some(reason);

@@ -128,8 +128,8 @@ impl Upstream {
 
     /// The URI a request for `path_and_query` carries on this upstream: origin-form for
     /// HTTP/1.1 (with `Host` beside it), absolute for HTTP/2 (`:scheme` and `:authority`).
-    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::Error> {
-        let pq = PathAndQuery::try_from(path_and_query)?;
+    pub fn uri_for(&self, path_and_query: &PathAndQuery) -> Result<Uri, http::Error> {
+        let pq = path_and_query.clone();
         if !self.http2 {
             return Ok(Uri::from(pq));
         }

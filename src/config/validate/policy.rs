@@ -147,8 +147,8 @@ fn literal_path_problem<'a>(
 pub(super) fn segment_problem(text: &str, seg: &str) -> Result<(), String> {
     let written = format!("/{seg}");
     match normalize_target(&written) {
-        Ok(n) if n.path == written && n.query.is_none() => Ok(()),
-        Ok(n) if n.query.is_some() => Err(format!(
+        Ok(n) if n.path() == written && n.query().is_none() => Ok(()),
+        Ok(n) if n.query().is_some() => Err(format!(
             "\"{text}\" contains `?`: a path pattern is a plain path, without a query"
         )),
         Ok(n) => {
@@ -159,7 +159,7 @@ pub(super) fn segment_problem(text: &str, seg: &str) -> Result<(), String> {
             };
             Err(format!(
                 "\"{text}\": segment `{seg}` never matches, since requests are matched in normal form, where it reads `{}`{hint}",
-                &n.path[1..]
+                &n.path()[1..]
             ))
         }
         Err(e) => Err(format!(

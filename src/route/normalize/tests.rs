@@ -2,14 +2,14 @@ use super::*;
 
 fn path_of(raw: &str) -> String {
     match normalize_target(raw) {
-        Ok(t) => t.path,
+        Ok(t) => t.path().to_owned(),
         Err(e) => panic!("{raw:?} was refused: {e}"),
     }
 }
 
 fn err_of(raw: &str) -> PathError {
     match normalize_target(raw) {
-        Ok(t) => panic!("{raw:?} was accepted as {:?}", t.path),
+        Ok(t) => panic!("{raw:?} was accepted as {:?}", t.path()),
         Err(e) => e,
     }
 }
@@ -211,21 +211,18 @@ fn accepted_targets_have_the_expected_normal_form() {
 #[test]
 fn the_query_is_kept_as_received() {
     let t = normalize_target("/a/../b?x=%2e%2E&y=..;/\\&z=%2f").unwrap();
-    assert_eq!(t.path, "/b");
-    assert_eq!(t.query.as_deref(), Some("x=%2e%2E&y=..;/\\&z=%2f"));
+    assert_eq!(t.path(), "/b");
+    assert_eq!(t.query(), Some("x=%2e%2E&y=..;/\\&z=%2f"));
     assert_eq!(t.path_and_query(), "/b?x=%2e%2E&y=..;/\\&z=%2f");
     let empty = normalize_target("/a?").unwrap();
-    assert_eq!(empty.query.as_deref(), Some(""));
+    assert_eq!(empty.query(), Some(""));
     assert_eq!(empty.path_and_query(), "/a?");
     let none = normalize_target("/a").unwrap();
-    assert_eq!(none.query, None);
+    assert_eq!(none.query(), None);
     assert_eq!(none.path_and_query(), "/a");
     // Only the first `?` starts the query.
     let two = normalize_target("/a?b?c").unwrap();
-    assert_eq!(
-        (two.path.as_str(), two.query.as_deref()),
-        ("/a", Some("b?c"))
-    );
+    assert_eq!((two.path(), two.query()), ("/a", Some("b?c")));
 }
 
 #[test]
@@ -351,15 +348,76 @@ fn normalisation_is_idempotent_and_never_panics() {
             continue;
         };
         accepted += 1;
-        assert_normal_form(&raw, &first.path);
-        let again = normalize_target(&first.path_and_query()).unwrap_or_else(|e| {
+        assert_normal_form(&raw, first.path());
+        let again = normalize_target(first.path_and_query().as_str()).unwrap_or_else(|e| {
             panic!(
                 "{raw:?} -> {:?} refused on the second pass: {e}",
-                first.path
+                first.path()
             )
         });
         assert_eq!(again, first, "{raw:?}");
     }
     // The generator must exercise the accepting branch, not only refusals.
     assert!(accepted > 5_000, "only {accepted} accepted");
+}
+
+#[test]
+fn a_path_already_normal_is_its_own_normal_form() {
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut normal = 0;
+    for _ in 0..50_000 {
+        let raw = random_target(&mut rng);
+        let path = raw.split_once('?').map_or(raw.as_str(), |(p, _)| p);
+        if is_normal(path.as_bytes()) {
+            normal += 1;
+            assert_eq!(build_normal(path), Ok(path.to_string()), "{raw:?}");
+        }
+    }
+    for path in [
+        "/",
+        "/a",
+        "/a/",
+        "/svc3/orders/12345",
+        "/a/b.c/d~e",
+        "/x:y@z!$&'()*+,=",
+    ] {
+        assert!(is_normal(path.as_bytes()), "{path:?}");
+        assert_eq!(build_normal(path), Ok(path.to_string()), "{path:?}");
+    }
+    for path in [
+        "", "a", "//", "/a//b", "/a/.", "/a/..", "/a./b", "/%41", "/a b", "/a;b", "/a|b",
+    ] {
+        assert!(!is_normal(path.as_bytes()), "{path:?}");
+    }
+    let deep = "/s".repeat(MAX_SEGMENTS + 1);
+    assert!(!is_normal(deep.as_bytes()));
+    assert_eq!(build_normal(&deep), Err(PathError::TooManySegments));
+    // The generator must reach the fast path often, not only the slow one.
+    assert!(normal > 1_000, "only {normal} already normal");
+}
+
+#[test]
+fn a_request_target_is_normalised_as_its_text_is() {
+    let mut rng = Rng(0x1405_7B7E_F767_814F);
+    let mut compared = 0;
+    for _ in 0..50_000 {
+        let raw = random_target(&mut rng);
+        let Ok(target) = http::uri::PathAndQuery::try_from(raw.as_str()) else {
+            continue;
+        };
+        compared += 1;
+        assert_eq!(
+            normalize_request_target(&target),
+            normalize_target(target.as_str()),
+            "{raw:?}"
+        );
+    }
+    assert!(compared > 10_000, "only {compared} compared");
+    let target = http::uri::PathAndQuery::from_static("/svc3/orders/12345?limit=50");
+    let normal = normalize_request_target(&target).unwrap();
+    // Already normal: the same bytes, not a copy.
+    assert_eq!(
+        normal.path_and_query().as_str().as_ptr(),
+        target.as_str().as_ptr()
+    );
 }
