@@ -12,7 +12,8 @@
 //! `cargo bench --bench load` (cargo builds the `warden` binary in the bench profile first).
 //! Without `--bench` (e.g. `cargo test --benches`) it runs a short smoke pass. Without nginx it
 //! says how to install it and exits successfully. `WARDEN_LOAD_ROWS=warden,warden+redis` runs only
-//! the rows named, in that order (the upstream is always nginx).
+//! the rows named, in that order (the upstream is always nginx). `WARDEN_LOAD_BINARY=path` drives
+//! that warden binary instead of the one cargo built.
 
 #[path = "load/generator.rs"]
 mod generator;
@@ -113,6 +114,10 @@ fn main() -> ExitCode {
 /// The `warden` binary cargo built for this bench (cargo builds a package's binaries before its
 /// benches and integration tests and names them in `CARGO_BIN_EXE_<name>`).
 fn warden_binary() -> Result<PathBuf, String> {
+    // Another build of warden to measure (another allocator, say), in place of cargo's.
+    if let Some(other) = std::env::var_os("WARDEN_LOAD_BINARY") {
+        return Ok(PathBuf::from(other));
+    }
     let built = option_env!("CARGO_BIN_EXE_warden").map(PathBuf::from);
     let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/warden");
     built
