@@ -7,7 +7,9 @@
 //! process, so the CPU it uses per request is read from `/proc/PID/stat`. warden runs three times:
 //! with no audit log (like-for-like with nginx's `access_log off`), with its audit log on, and,
 //! where `redis-server` is installed, with `cluster.redis` set to one the bench starts (the cost of
-//! running as one replica of a fleet, against the plain warden row).
+//! running as one replica of a fleet, against the plain warden row); a last row sends MCP
+//! `tools/call` messages of about 1 KiB to an MCP route instead (against the plain warden row;
+//! nginx has no counterpart).
 //!
 //! `cargo bench --bench load` (cargo builds the `warden` binary in the bench profile first).
 //! Without `--bench` (e.g. `cargo test --benches`) it runs a short smoke pass. Without nginx it
@@ -29,12 +31,18 @@ use http::StatusCode;
 use tempfile::TempDir;
 use warden::certs::pki::{Ca, IssuedCert, LeafOptions};
 
-use generator::{Mode, Target, Window};
+use generator::{Call, Mode, Target, Window};
 use procs::Proc;
 
 const AGENT_ID: &str = "spiffe://example.org/agent/load-bot";
 /// Every row, in the order they run unless `WARDEN_LOAD_ROWS` says otherwise.
-const ROWS: &[&str] = &["nginx", "warden", "warden+audit", "warden+redis"];
+const ROWS: &[&str] = &[
+    "nginx",
+    "warden",
+    "warden+audit",
+    "warden+redis",
+    "warden+mcp",
+];
 const NGINX_PROXY_CONF: &str = include_str!("load/nginx-proxy.conf");
 const NGINX_UPSTREAM_CONF: &str = include_str!("load/nginx-upstream.conf");
 
@@ -205,6 +213,11 @@ async fn run(plan: &Plan, nginx: &Path, warden: &Path) -> Result<(), String> {
         let target = Target {
             addr: loopback(port),
             tls: tls.clone(),
+            call: if name == "warden+mcp" {
+                Call::mcp("lookup_item")
+            } else {
+                Call::rest()
+            },
         };
         let mut audit_log = None;
         let mut _redis = None;
@@ -226,6 +239,7 @@ async fn run(plan: &Plan, nginx: &Path, warden: &Path) -> Result<(), String> {
                 _redis = Some(redis.0);
                 start_warden(warden, &dir, &pki, port, upstream_port, None, &cluster)?
             }
+            "warden+mcp" => start_warden(warden, &dir, &pki, port, upstream_port, None, "")?,
             _ => {
                 audit_log = (name == "warden+audit").then(|| dir.join("audit.jsonl"));
                 start_warden(
@@ -322,6 +336,9 @@ upstreams:
   inventory:
     url: http://127.0.0.1:{upstream_port}
 routes:
+  - path_prefix: /inventory/mcp
+    upstream: inventory
+    protocol: mcp
   - path_prefix: /inventory
     upstream: inventory
 roles:
@@ -330,6 +347,9 @@ roles:
     allow:
       - methods: [GET]
         paths: ["/inventory/**"]
+      - methods: [POST]
+        paths: ["/inventory/mcp"]
+        mcp: {{ tools: [lookup_item] }}
 agents:
   - id: {AGENT_ID}
     roles: [inventory-agent]
@@ -397,13 +417,24 @@ async fn preflight(name: &str, target: &Target) -> Result<(), String> {
     let mut send = generator::connect(target)
         .await
         .map_err(|e| format!("{name}: {e}"))?;
-    let cases = [
-        ("GET", generator::PATH, true),
-        ("POST", generator::PATH, false),
-        ("GET", "/payroll/salaries", false),
+    let call = |method, path| Call {
+        method,
+        path,
+        body: None,
+    };
+    let mut cases = vec![
+        (call("GET", generator::PATH), true),
+        (call("POST", generator::PATH), false),
+        (call("GET", "/payroll/salaries"), false),
     ];
-    for (method, path, allowed) in cases {
-        let status = generator::request(&mut send, method, path)
+    if target.call.body.is_some() {
+        // The MCP row: the tool the agents call is allowed, another is refused.
+        cases.push((target.call.clone(), true));
+        cases.push((Call::mcp("delete_item"), false));
+    }
+    for (call, allowed) in cases {
+        let (method, path) = (call.method, call.path);
+        let status = generator::request(&mut send, &call)
             .await
             .map_err(|e| format!("{name}: {method} {path}: {e}"))?;
         let ok = if allowed {
@@ -465,9 +496,11 @@ fn print_table(plan: &Plan, rows: &[Figures]) {
             print_ratio(r, nginx);
         }
     }
-    // The cost of running as one replica of a fleet.
-    if let (Some(plain), Some(fleet)) = (find("warden"), find("warden+redis")) {
-        print_ratio(fleet, plain);
+    // The cost of running as one replica of a fleet, and of judging MCP messages.
+    for other in ["warden+redis", "warden+mcp"] {
+        if let (Some(plain), Some(row)) = (find("warden"), find(other)) {
+            print_ratio(row, plain);
+        }
     }
 }
 

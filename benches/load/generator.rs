@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::client::Resumption;
@@ -20,6 +20,41 @@ use tokio_rustls::TlsConnector;
 
 /// The one request every agent sends: allowed by both proxies' policies.
 pub const PATH: &str = "/inventory/items";
+/// The MCP route of the `warden+mcp` row.
+pub const MCP_PATH: &str = "/inventory/mcp";
+
+/// What each agent sends, again and again.
+#[derive(Clone)]
+pub struct Call {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// A JSON body, for a POST.
+    pub body: Option<Bytes>,
+}
+
+impl Call {
+    /// `GET /inventory/items`.
+    pub fn rest() -> Call {
+        Call {
+            method: "GET",
+            path: PATH,
+            body: None,
+        }
+    }
+
+    /// An MCP `tools/call` of `tool` of about 1 KiB, as an agent's tool call is.
+    pub fn mcp(tool: &str) -> Call {
+        let note = "x".repeat(900);
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{tool}","arguments":{{"sku":"A-1","warehouse":"north","note":"{note}"}}}}}}"#
+        );
+        Call {
+            method: "POST",
+            path: MCP_PATH,
+            body: Some(Bytes::from(body)),
+        }
+    }
+}
 
 /// A TLS 1.3, X25519-only client presenting the agent's certificate. Resumption is off so that
 /// every new connection is a full handshake, as a fleet of distinct agents would cause.
@@ -52,6 +87,7 @@ pub fn client_config(
 pub struct Target {
     pub addr: SocketAddr,
     pub tls: Arc<ClientConfig>,
+    pub call: Call,
 }
 
 /// The measured part of a phase: requests are counted when they complete inside it.
@@ -119,7 +155,7 @@ impl Tally {
 }
 
 /// A new TLS connection and an HTTP/1.1 session on it.
-pub async fn connect(target: &Target) -> Result<SendRequest<Empty<Bytes>>, String> {
+pub async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, String> {
     let tcp = TcpStream::connect(target.addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -136,18 +172,23 @@ pub async fn connect(target: &Target) -> Result<SendRequest<Empty<Bytes>>, Strin
     Ok(send)
 }
 
-/// Sends `method path` and reads the whole response; its status.
+/// Sends `call` and reads the whole response; its status.
 pub async fn request(
-    send: &mut SendRequest<Empty<Bytes>>,
-    method: &str,
-    path: &str,
+    send: &mut SendRequest<Full<Bytes>>,
+    call: &Call,
 ) -> Result<StatusCode, String> {
     send.ready().await.map_err(|e| e.to_string())?;
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost")
-        .body(Empty::new())
+    let mut req = Request::builder()
+        .method(call.method)
+        .uri(call.path)
+        .header("host", "localhost");
+    if call.body.is_some() {
+        req = req
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+    }
+    let req = req
+        .body(Full::new(call.body.clone().unwrap_or_default()))
         .map_err(|e| e.to_string())?;
     let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status();
@@ -174,7 +215,7 @@ async fn keep_alive_agent(target: Target, window: Window) -> Tally {
         };
         while Instant::now() < window.end {
             let started = Instant::now();
-            let outcome = request(&mut send, "GET", PATH).await;
+            let outcome = request(&mut send, &target.call).await;
             let broken = outcome.is_err();
             tally.record(&window, started, outcome);
             if broken {
@@ -191,7 +232,7 @@ async fn handshake_agent(target: Target, window: Window) -> Tally {
     while Instant::now() < window.end {
         let started = Instant::now();
         let outcome = match connect(&target).await {
-            Ok(mut send) => request(&mut send, "GET", PATH).await,
+            Ok(mut send) => request(&mut send, &target.call).await,
             Err(e) => Err(e),
         };
         tally.record(&window, started, outcome);
