@@ -13,6 +13,7 @@
 
 mod hours;
 mod mass;
+mod not_found;
 mod peer_signals;
 mod peers;
 mod presence;
@@ -131,6 +132,7 @@ pub enum SignalKind {
     ToolDenials,
     MassAccess,
     NewSequence,
+    NotFound,
 }
 
 impl SignalKind {
@@ -152,6 +154,7 @@ impl SignalKind {
             Self::ToolDenials => "tool_denials",
             Self::MassAccess => "mass_access",
             Self::NewSequence => "new_sequence",
+            Self::NotFound => "not_found",
         }
     }
 }

@@ -4,6 +4,7 @@ use super::hours::HourHistogram;
 use std::sync::Arc;
 
 use super::mass::MassAccess;
+use super::not_found::{is_not_found, NotFound};
 use super::peer_signals::PeerNovelty;
 use super::peers::{Feature, Membership, PeerGroup, PeerView, Teaching};
 use super::sequence::Sequence;
@@ -57,6 +58,7 @@ pub(crate) struct State {
     pub(crate) bytes: BytesOut,
     pub(crate) denials: Share,
     pub(crate) errors: Share,
+    pub(crate) not_found: NotFound,
     pub(crate) novelty: Novelty,
     pub(crate) hours: HourHistogram,
     pub(crate) clone: CloneWatch,
@@ -176,11 +178,14 @@ impl State {
         self.rate.observe(gap);
         let succeeded = !obs.denied && obs.status < 400;
         self.bytes
-            .observe(succeeded.then_some(obs.bytes_out), keys.endpoint);
+            .observe(succeeded.then_some(obs.bytes_out), keys.endpoint, now);
         self.denials.observe(obs.denied, now, &DENIALS);
         self.errors.observe(is_error(obs), now, &ERRORS);
+        let missed = (!obs.denied && is_not_found(obs.status))
+            .then(|| keys.endpoint ^ keys.object.unwrap_or_default().rotate_left(17));
+        self.not_found.observe(missed, now);
         self.novelty.observe(keys, now);
-        self.clone.observe(keys, now);
+        self.clone.observe(keys, now, self.rate.usual_gap());
         self.tools.observe(keys.tool, obs.denied, now);
         // Only objects the upstream handed over count as read.
         let read = (!obs.denied && obs.status < 400)
@@ -196,6 +201,7 @@ impl State {
         self.bytes.learn();
         self.denials.learn();
         self.errors.learn();
+        self.not_found.learn();
         self.novelty.learn(keys, !obs.denied);
         self.clone.learn();
         self.tools.learn(!obs.denied);
@@ -243,6 +249,7 @@ impl State {
             (SignalKind::Enumeration, self.novelty.enumeration(now)),
             (SignalKind::DenialBurst, denials),
             (SignalKind::ErrorRate, self.errors.strength(now, &ERRORS)),
+            (SignalKind::NotFound, self.not_found.strength(now)),
             (SignalKind::BytesOut, self.bytes.strength()),
             (SignalKind::OffHours, off_hours),
             (SignalKind::Clone, self.clone.strength(now)),
@@ -296,6 +303,7 @@ impl State {
             SignalKind::BytesOut => self.bytes.sizes(),
             SignalKind::DenialBurst => self.denials.shares(),
             SignalKind::ErrorRate => self.errors.shares(),
+            SignalKind::NotFound => self.not_found.counts(now),
             SignalKind::Enumeration | SignalKind::NewPathShape => self.novelty.counts(now),
             SignalKind::NewUpstream | SignalKind::NewMethod => (1.0, 0.0),
             SignalKind::OffHours => self
@@ -366,9 +374,10 @@ fn subject(kind: SignalKind, obs: &Observation<'_>, ctx: &ObservationContext<'_>
     match kind {
         SignalKind::NewUpstream => Subject::new(obs.upstream),
         SignalKind::NewMethod => Subject::new(obs.method),
-        SignalKind::NewPathShape | SignalKind::Enumeration | SignalKind::MassAccess => {
-            Subject::path_shape(obs.path)
-        }
+        SignalKind::NewPathShape
+        | SignalKind::Enumeration
+        | SignalKind::MassAccess
+        | SignalKind::NotFound => Subject::path_shape(obs.path),
         SignalKind::NewTool | SignalKind::ToolRate | SignalKind::ToolDenials => {
             ctx.tool.map(Subject::new).unwrap_or_default()
         }
@@ -394,9 +403,12 @@ fn insert_top(top: &mut [Option<Signal>; TOP_SIGNALS], signal: Signal) {
 }
 
 /// A failure of the upstream as seen by the agent. Gateway errors (502-504) are left out: an
-/// unreachable upstream says nothing about the agent.
+/// unreachable upstream says nothing about the agent. "Not found" has a signal of its own.
 fn is_error(obs: &Observation<'_>) -> bool {
-    !obs.denied && obs.status >= 400 && !(502..=504).contains(&obs.status)
+    !obs.denied
+        && obs.status >= 400
+        && !(502..=504).contains(&obs.status)
+        && !is_not_found(obs.status)
 }
 
 fn keys(obs: &Observation<'_>, ctx: &ObservationContext<'_>) -> Keys {

@@ -1,7 +1,7 @@
 //! One tracker per signal. Each has a fast side updated on every request, a baseline side updated
 //! only while the agent is learning or behaving (see `State::learn`), and a `strength` in [0, 1].
 
-use super::presence::Presence;
+use super::presence::{Presence, CLONE_WINDOW_SECONDS};
 use super::sets::{Bloom, Recent, SmallSet};
 use super::stats::{ramp, Decayed, EwStats, Ewma};
 
@@ -69,6 +69,11 @@ impl Rate {
             .min(ramp(sustained, 2.0, 3.0))
     }
 
+    /// The usual gap between requests, seconds, once there is a baseline.
+    pub(crate) fn usual_gap(&self) -> Option<f64> {
+        (self.base.n() >= MIN_BASE_SAMPLES).then(|| self.base.mean())
+    }
+
     /// Current and usual rate, requests per second.
     pub(crate) fn rates(&self) -> (f64, f64) {
         let per_second = |gap: f64| if gap > 0.0 { 1.0 / gap } else { 0.0 };
@@ -85,6 +90,10 @@ impl Rate {
 }
 
 const BYTES_FAST_ALPHA: f64 = 0.2;
+/// The usual sizes follow drift over about this many seconds, however many requests that is: a
+/// baseline that moves per request lets answers that grow a little at a time drag it up with
+/// them (a busy agent makes a thousand requests in the hour a slow exfiltration takes).
+const BYTES_BASE_TAU: f64 = 6.0 * 3600.0;
 const BYTES_DEV_FLOOR: f64 = 0.3;
 const BYTE_BUCKETS: usize = 16;
 /// An endpoint's own size is trusted once it has this many samples.
@@ -101,13 +110,21 @@ pub(crate) struct BytesOut {
     fast: Ewma,
     dev: EwStats,
     pending: Option<(f64, usize)>,
+    last: Option<f64>,
+    /// The weight of the pending sample in the baselines: the time it stands for.
+    alpha: f64,
 }
 
 impl BytesOut {
-    pub(crate) fn observe(&mut self, bytes_out: Option<u64>, endpoint: u64) {
+    pub(crate) fn observe(&mut self, bytes_out: Option<u64>, endpoint: u64, now: f64) {
         let bucket = (endpoint % BYTE_BUCKETS as u64) as usize;
         self.pending = bytes_out.map(|b| ((b as f64).ln_1p(), bucket));
         if let Some((x, bucket)) = self.pending {
+            let since = self
+                .last
+                .replace(now)
+                .map_or(0.0, |last| (now - last).max(0.0));
+            self.alpha = (since / BYTES_BASE_TAU).min(BASE_ALPHA);
             let usual = match self.buckets[bucket] {
                 b if b.n() >= MIN_BUCKET_SAMPLES => b.mean(),
                 _ => self.overall.mean(),
@@ -141,10 +158,10 @@ impl BytesOut {
             return;
         };
         if self.judged() {
-            self.dev.update(self.fast.value(), BASE_ALPHA);
+            self.dev.update(self.fast.value(), self.alpha);
         }
-        self.buckets[bucket].update(x, BASE_ALPHA);
-        self.overall.update(x, BASE_ALPHA);
+        self.buckets[bucket].update(x, self.alpha);
+        self.overall.update(x, self.alpha);
     }
 }
 
@@ -279,8 +296,12 @@ impl Novelty {
     }
 }
 
-/// Decay of the flip count, seconds.
+/// Decay of the flip count, seconds, at the least; for a slow agent, its clone window.
 const CLONE_TAU: f64 = 30.0;
+/// A stolen identity used at the agent's own pace meets the agent's stream within a few of its
+/// usual gaps, not within a fixed few seconds.
+const CLONE_WINDOW_GAPS: f64 = 3.0;
+const MAX_CLONE_WINDOW: f64 = 300.0;
 /// An agent that flips this often while learning is legitimately multi-homed (replicas sharing an
 /// identity, a NAT pool): for it, a flip says nothing.
 const MULTI_HOMED_SHARE: f64 = 0.02;
@@ -291,17 +312,24 @@ pub(crate) struct CloneWatch {
     ips: Presence,
     serials: Presence,
     flips: Decayed,
+    /// The flip count's decay, seconds: the window it was last counted with.
+    tau: f64,
     base: EwStats,
     last: bool,
 }
 
 impl CloneWatch {
-    pub(crate) fn observe(&mut self, keys: &Keys, now: f64) {
-        let ip_flip = self.ips.observe(keys.ip, now);
-        let serial_flip = self.serials.observe(keys.serial, now);
+    /// `usual_gap`: the agent's usual time between requests, once known.
+    pub(crate) fn observe(&mut self, keys: &Keys, now: f64, usual_gap: Option<f64>) {
+        let window = usual_gap.map_or(CLONE_WINDOW_SECONDS, |g| {
+            (CLONE_WINDOW_GAPS * g).clamp(CLONE_WINDOW_SECONDS, MAX_CLONE_WINDOW)
+        });
+        let ip_flip = self.ips.observe(keys.ip, now, window);
+        let serial_flip = self.serials.observe(keys.serial, now, window);
         self.last = ip_flip || serial_flip;
+        self.tau = window.max(CLONE_TAU);
         if self.last {
-            self.flips.add(now, CLONE_TAU, 1.0);
+            self.flips.add(now, self.tau, 1.0);
         }
     }
 
@@ -309,12 +337,12 @@ impl CloneWatch {
         if self.base.mean() > MULTI_HOMED_SHARE || self.flips.is_zero() {
             return 0.0;
         }
-        ramp(self.flips.get(now, CLONE_TAU), 1.0, 2.5)
+        ramp(self.flips.get(now, self.tau), 1.0, 2.5)
     }
 
     /// Recent flips, and the usual share of requests that flip.
     pub(crate) fn counts(&self, now: f64) -> (f64, f64) {
-        (self.flips.get(now, CLONE_TAU), self.base.mean())
+        (self.flips.get(now, self.tau), self.base.mean())
     }
 
     pub(crate) fn learn(&mut self) {
