@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::mass::MassAccess;
 use super::not_found::{is_not_found, NotFound};
-use super::peer_signals::PeerNovelty;
+use super::peer_signals::{OwnNovelty, PeerNovelty};
 use super::peers::{Feature, Membership, PeerGroup, PeerView, Teaching};
 use super::sequence::Sequence;
 use super::shape::{hash_str, shape_and_object, Hasher};
@@ -99,7 +99,13 @@ impl State {
         let keys = keys(obs, ctx);
         self.track(obs, &keys, gap, now);
         let view = ctx.peers.and_then(|g| g.view(self.membership));
-        self.peer_novelty.observe(view.as_ref(), &keys, now);
+        let own = OwnNovelty {
+            upstream: self.novelty.new_upstream,
+            method: self.novelty.new_method,
+            endpoint: self.novelty.new_endpoint,
+            tool: self.tools.new_tool,
+        };
+        self.peer_novelty.observe(view.as_ref(), &keys, own, now);
         if !self.learning || view.is_some() {
             let judging = Judging {
                 obs,
@@ -119,6 +125,12 @@ impl State {
             if !self.learning {
                 self.teach_peers(ctx.peers, obs, &keys);
             }
+        } else if self.learning && !obs.denied {
+            // What a learning agent uses is still what it uses: its peers have judged the first
+            // use, and the counts and sizes stay frozen, but a thing used again is no first use
+            // again (otherwise one flagged habit is flagged on every use, for ever).
+            self.novelty.learn_uses(&keys);
+            self.tools.learn_uses();
         }
         self.remember_group(ctx.peers);
         self.current()

@@ -289,10 +289,15 @@ impl Novelty {
         self.base
             .update(f64::from(u8::from(self.new_endpoint)), BASE_ALPHA);
         if allowed {
-            self.upstreams.insert(keys.upstream);
-            self.methods.insert(keys.method);
-            self.endpoints.insert(keys.endpoint);
+            self.learn_uses(keys);
         }
+    }
+
+    /// What the agent uses, without the shares.
+    pub(crate) fn learn_uses(&mut self, keys: &Keys) {
+        self.upstreams.insert(keys.upstream);
+        self.methods.insert(keys.method);
+        self.endpoints.insert(keys.endpoint);
     }
 }
 
