@@ -20,6 +20,9 @@ const MAX_GAP: f64 = 600.0;
 /// Floor of the usual spread of the rate deviation (natural log units), so a very regular agent
 /// does not alarm on ordinary jitter, and a baseline from few samples is not trusted too much.
 const RATE_DEV_FLOOR: f64 = 0.25;
+/// How much faster than its usual quick gaps (natural log units) a rate is fully anomalous: twice
+/// as fast as it goes when it hurries.
+const RATE_QUICK_EXCESS: f64 = std::f64::consts::LN_2;
 
 /// Inter-request gaps: a fast EWMA (about a dozen requests) against the usual gap.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,6 +33,10 @@ pub(crate) struct Rate {
     medium: Ewma,
     base: EwStats,
     dev: EwStats,
+    /// Its usual gap when it hurries: the mean of the gaps shorter than its mean gap. An agent
+    /// that works in sessions is many times faster than its mean rate in every session, so a
+    /// session longer than most is not a burst unless it is also faster than its sessions.
+    quick: EwStats,
     pending: Option<f64>,
 }
 
@@ -64,9 +71,14 @@ impl Rate {
             m if m > 0.0 => self.base.mean() / m,
             _ => 0.0,
         };
+        let beyond_quick = match self.fast.value() {
+            f if f > 0.0 && self.quick.n() > 0 => (self.quick.mean() / f).ln(),
+            _ => 0.0,
+        };
         ramp(d.exp(), 3.0, 6.0)
             .min(ramp(z, 2.5, 5.0))
             .min(ramp(sustained, 2.0, 3.0))
+            .min(ramp(beyond_quick, 0.0, RATE_QUICK_EXCESS))
     }
 
     /// The usual gap between requests, seconds, once there is a baseline.
@@ -84,6 +96,9 @@ impl Rate {
         let Some(gap) = self.pending else { return };
         if let Some(d) = self.deviation() {
             self.dev.update(d, BASE_ALPHA);
+        }
+        if gap < self.base.mean() {
+            self.quick.update(gap, BASE_ALPHA);
         }
         self.base.update(gap, BASE_ALPHA);
     }
