@@ -23,6 +23,13 @@ const RATE_DEV_FLOOR: f64 = 0.25;
 /// How much faster than its usual quick gaps (natural log units) a rate is fully anomalous: twice
 /// as fast as it goes when it hurries.
 const RATE_QUICK_EXCESS: f64 = std::f64::consts::LN_2;
+/// A run of quick gaps this many times its usual longest run is sustained haste, however quick
+/// each gap: no signal below `RUN_LO`, full at `RUN_HI`.
+const RUN_LO: f64 = 1.5;
+const RUN_HI: f64 = 3.0;
+/// The usual longest run fades by this share per run, so one marathon session long ago does not
+/// excuse everything after it.
+const RUN_FADE: f64 = 1.0 / 256.0;
 
 /// Inter-request gaps: a fast EWMA (about a dozen requests) against the usual gap.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,6 +44,11 @@ pub(crate) struct Rate {
     /// that works in sessions is many times faster than its mean rate in every session, so a
     /// session longer than most is not a burst unless it is also faster than its sessions.
     quick: EwStats,
+    /// Quick gaps in a row now, the run that just ended (to be learned), and the usual longest
+    /// run: an agent whose quick requests come in pairs is not used to forty in a row.
+    run: u32,
+    ended: Option<u32>,
+    longest: f64,
     pending: Option<f64>,
 }
 
@@ -50,6 +62,14 @@ impl Rate {
             };
             g.clamp(MIN_GAP, cap.max(MIN_GAP))
         });
+        self.ended = None;
+        if let Some(g) = self.pending.filter(|_| self.quick.n() > 0) {
+            if g < self.base.mean() {
+                self.run = self.run.saturating_add(1);
+            } else {
+                self.ended = Some(std::mem::take(&mut self.run));
+            }
+        }
         if let Some(g) = self.pending {
             self.fast.update(g, RATE_FAST_ALPHA);
             self.medium.update(g, RATE_MEDIUM_ALPHA);
@@ -75,10 +95,13 @@ impl Rate {
             f if f > 0.0 && self.quick.n() > 0 => (self.quick.mean() / f).ln(),
             _ => 0.0,
         };
+        let longer_run = f64::from(self.run) / self.longest.max(1.0);
+        let unusual =
+            ramp(beyond_quick, 0.0, RATE_QUICK_EXCESS).max(ramp(longer_run, RUN_LO, RUN_HI));
         ramp(d.exp(), 3.0, 6.0)
             .min(ramp(z, 2.5, 5.0))
             .min(ramp(sustained, 2.0, 3.0))
-            .min(ramp(beyond_quick, 0.0, RATE_QUICK_EXCESS))
+            .min(unusual)
     }
 
     /// The usual gap between requests, seconds, once there is a baseline.
@@ -99,6 +122,9 @@ impl Rate {
         }
         if gap < self.base.mean() {
             self.quick.update(gap, BASE_ALPHA);
+        }
+        if let Some(run) = self.ended {
+            self.longest = f64::from(run).max(self.longest * (1.0 - RUN_FADE));
         }
         self.base.update(gap, BASE_ALPHA);
     }
