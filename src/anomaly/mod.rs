@@ -26,6 +26,7 @@ mod stats;
 mod subject;
 mod tools;
 mod trackers;
+mod unfamiliar;
 
 #[cfg(test)]
 mod tests;
@@ -133,6 +134,7 @@ pub enum SignalKind {
     MassAccess,
     NewSequence,
     NotFound,
+    Unfamiliar,
 }
 
 impl SignalKind {
@@ -155,6 +157,7 @@ impl SignalKind {
             Self::MassAccess => "mass_access",
             Self::NewSequence => "new_sequence",
             Self::NotFound => "not_found",
+            Self::Unfamiliar => "unfamiliar",
         }
     }
 }

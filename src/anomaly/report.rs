@@ -120,6 +120,11 @@ pub(crate) fn detail(s: &Signal) -> String {
             num(v),
             percent(b)
         ),
+        SignalKind::Unfamiliar => format!(
+            "{} of recent requests went to endpoints or tools first used within the hour (latest {subject}) vs usual {}",
+            percent(v),
+            percent(b)
+        ),
         SignalKind::ToolRate => format!("tool calls {}/s vs usual {}/s", num(v), num(b)),
         SignalKind::ToolDenials => format!(
             "denied {} of recent tool calls vs usual {}",

@@ -15,6 +15,7 @@ use super::trackers::{
     BytesOut, CloneWatch, Keys, Novelty, Rate, Share, ShareLimits, NEW_METHOD, NEW_PATH_SHAPE,
     NEW_UPSTREAM,
 };
+use super::unfamiliar::Unfamiliar;
 use super::{AnomalySettings, Observation, ObservationContext, Score, Signal, SignalKind};
 
 /// However short the configured period, a baseline needs this many requests.
@@ -65,6 +66,7 @@ pub(crate) struct State {
     pub(crate) tools: ToolUse,
     pub(crate) mass: MassAccess,
     pub(crate) sequence: Sequence,
+    pub(crate) unfamiliar: Unfamiliar,
     pub(crate) peer_novelty: PeerNovelty,
     /// The group it was last seen in, and its place there once it teaches the group.
     pub(crate) peers: Option<Arc<PeerGroup>>,
@@ -206,6 +208,12 @@ impl State {
         self.mass.observe(keys.endpoint, read, now);
         self.sequence
             .observe(keys.endpoint, !self.novelty.new_endpoint);
+        // On an MCP route the tool is what the endpoint is elsewhere.
+        let (thing, new) = match keys.tool {
+            Some(tool) => (tool, self.tools.new_tool),
+            None => (keys.endpoint, self.novelty.new_endpoint),
+        };
+        self.unfamiliar.observe(thing, new, !self.learning, now);
     }
 
     fn learn(&mut self, obs: &Observation<'_>, keys: &Keys, now: f64) {
@@ -219,6 +227,7 @@ impl State {
         self.tools.learn(!obs.denied);
         self.mass.learn();
         self.sequence.learn(self.learning);
+        self.unfamiliar.learn();
         self.hours.add(now, obs.hour_of_week);
     }
 
@@ -271,6 +280,7 @@ impl State {
             (SignalKind::ToolDenials, tool_denials),
             (SignalKind::MassAccess, self.mass.strength()),
             (SignalKind::NewSequence, self.sequence.strength()),
+            (SignalKind::Unfamiliar, self.unfamiliar.strength()),
         ]
         .map(|(kind, strength)| {
             let weight = self.peer_novelty.weight(view, kind);
@@ -329,6 +339,7 @@ impl State {
             SignalKind::ToolDenials => self.tools.denial_shares(),
             SignalKind::MassAccess => self.mass.report(),
             SignalKind::NewSequence => self.sequence.counts(),
+            SignalKind::Unfamiliar => self.unfamiliar.shares(),
         };
         Signal {
             kind,
@@ -393,6 +404,9 @@ fn subject(kind: SignalKind, obs: &Observation<'_>, ctx: &ObservationContext<'_>
         SignalKind::NewTool | SignalKind::ToolRate | SignalKind::ToolDenials => {
             ctx.tool.map(Subject::new).unwrap_or_default()
         }
+        SignalKind::Unfamiliar => ctx
+            .tool
+            .map_or_else(|| Subject::path_shape(obs.path), Subject::new),
         _ => Subject::default(),
     }
 }
