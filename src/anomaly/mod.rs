@@ -14,6 +14,7 @@
 mod hours;
 mod mass;
 mod not_found;
+mod objects;
 mod peer_signals;
 mod peers;
 mod presence;
@@ -135,6 +136,7 @@ pub enum SignalKind {
     NewSequence,
     NotFound,
     Unfamiliar,
+    NewObjects,
 }
 
 impl SignalKind {
@@ -158,6 +160,7 @@ impl SignalKind {
             Self::NewSequence => "new_sequence",
             Self::NotFound => "not_found",
             Self::Unfamiliar => "unfamiliar",
+            Self::NewObjects => "new_objects",
         }
     }
 }

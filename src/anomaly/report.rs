@@ -125,6 +125,11 @@ pub(crate) fn detail(s: &Signal) -> String {
             percent(v),
             percent(b)
         ),
+        SignalKind::NewObjects => format!(
+            "{} of recent reads under {subject} named items it had never read vs usual {}",
+            percent(v),
+            percent(b)
+        ),
         SignalKind::ToolRate => format!("tool calls {}/s vs usual {}/s", num(v), num(b)),
         SignalKind::ToolDenials => format!(
             "denied {} of recent tool calls vs usual {}",

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::mass::MassAccess;
 use super::not_found::{is_not_found, NotFound};
+use super::objects::NewObjects;
 use super::peer_signals::{OwnNovelty, PeerNovelty};
 use super::peers::{Feature, Membership, PeerGroup, PeerView, Teaching};
 use super::sequence::Sequence;
@@ -65,6 +66,7 @@ pub(crate) struct State {
     pub(crate) clone: CloneWatch,
     pub(crate) tools: ToolUse,
     pub(crate) mass: MassAccess,
+    pub(crate) objects: NewObjects,
     pub(crate) sequence: Sequence,
     pub(crate) unfamiliar: Unfamiliar,
     pub(crate) peer_novelty: PeerNovelty,
@@ -206,6 +208,7 @@ impl State {
             .then_some(keys.object)
             .flatten();
         self.mass.observe(keys.endpoint, read, now);
+        self.objects.observe(keys.endpoint, read, now);
         self.sequence
             .observe(keys.endpoint, !self.novelty.new_endpoint);
         // On an MCP route the tool is what the endpoint is elsewhere.
@@ -226,6 +229,7 @@ impl State {
         self.clone.learn();
         self.tools.learn(!obs.denied);
         self.mass.learn();
+        self.objects.learn();
         self.sequence.learn(self.learning);
         self.unfamiliar.learn();
         self.hours.add(now, obs.hour_of_week);
@@ -279,6 +283,7 @@ impl State {
             (SignalKind::ToolRate, tool_rate),
             (SignalKind::ToolDenials, tool_denials),
             (SignalKind::MassAccess, self.mass.strength()),
+            (SignalKind::NewObjects, self.objects.strength(now)),
             (SignalKind::NewSequence, self.sequence.strength()),
             (SignalKind::Unfamiliar, self.unfamiliar.strength()),
         ]
@@ -338,6 +343,7 @@ impl State {
             SignalKind::ToolRate => self.tools.rates(),
             SignalKind::ToolDenials => self.tools.denial_shares(),
             SignalKind::MassAccess => self.mass.report(),
+            SignalKind::NewObjects => self.objects.shares(),
             SignalKind::NewSequence => self.sequence.counts(),
             SignalKind::Unfamiliar => self.unfamiliar.shares(),
         };
@@ -400,6 +406,7 @@ fn subject(kind: SignalKind, obs: &Observation<'_>, ctx: &ObservationContext<'_>
         SignalKind::NewPathShape
         | SignalKind::Enumeration
         | SignalKind::MassAccess
+        | SignalKind::NewObjects
         | SignalKind::NotFound => Subject::path_shape(obs.path),
         SignalKind::NewTool | SignalKind::ToolRate | SignalKind::ToolDenials => {
             ctx.tool.map(Subject::new).unwrap_or_default()
