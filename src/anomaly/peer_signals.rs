@@ -11,8 +11,10 @@ use super::SignalKind;
 
 /// A first use the peers share is ordinary for the role: it weighs this much of its usual weight.
 const KNOWN_TO_PEERS: f64 = 0.6;
-/// A first use new to the peers as well weighs up to this much more.
-const NEW_TO_PEERS_TOO: f64 = 0.33;
+/// A first use new to the peers as well weighs up to this much more. Kept small: an established
+/// agent's rare endpoint (a method and a shape it and its peers never used) is ordinary enough
+/// once in a while, and a third more put it at 0.72.
+const NEW_TO_PEERS_TOO: f64 = 0.15;
 const PEER_NEW_TAU: f64 = 300.0;
 
 /// What the agent itself has used before: a peer signal of first use needs the thing to be new to
