@@ -2,7 +2,8 @@
 //!
 //! Each agent has an [`AgentBehaviour`]: a few KiB of online statistics updated in constant time
 //! per request. During the agent's own learning period (counted from its first request, and at
-//! least [`MIN_LEARNING_REQUESTS`] requests) it only learns and scores 0. Afterwards every request
+//! least [`MIN_LEARNING_REQUESTS`] requests) it learns, and is judged only by its peers and by
+//! absolute limits no agent's habits come near (refusals on many distinct paths). Afterwards every request
 //! gets a score in [0, 1], the noisy-OR of independent signals (rate, first uses, enumeration,
 //! denial bursts, errors, bytes out, off-hours, clone), so one strong signal suffices while
 //! weak ones do not add up to an alarm. Baselines keep learning slowly while the score is low and
@@ -18,6 +19,7 @@ mod objects;
 mod peer_signals;
 mod peers;
 mod presence;
+mod refusals;
 mod report;
 mod sequence;
 mod sets;
@@ -137,6 +139,7 @@ pub enum SignalKind {
     NotFound,
     Unfamiliar,
     NewObjects,
+    RefusedPaths,
 }
 
 impl SignalKind {
@@ -161,6 +164,7 @@ impl SignalKind {
             Self::NotFound => "not_found",
             Self::Unfamiliar => "unfamiliar",
             Self::NewObjects => "new_objects",
+            Self::RefusedPaths => "refused_paths",
         }
     }
 }

@@ -130,6 +130,11 @@ pub(crate) fn detail(s: &Signal) -> String {
             percent(v),
             percent(b)
         ),
+        SignalKind::RefusedPaths => format!(
+            "refused by policy on {} distinct paths lately ({} of recent requests) before it has a baseline of its own",
+            num(v),
+            percent(b)
+        ),
         SignalKind::ToolRate => format!("tool calls {}/s vs usual {}/s", num(v), num(b)),
         SignalKind::ToolDenials => format!(
             "denied {} of recent tool calls vs usual {}",

@@ -8,6 +8,7 @@ use super::not_found::{is_not_found, NotFound};
 use super::objects::NewObjects;
 use super::peer_signals::{OwnNovelty, PeerNovelty};
 use super::peers::{Feature, Membership, PeerGroup, PeerView, Teaching};
+use super::refusals::Refusals;
 use super::sequence::Sequence;
 use super::shape::{hash_str, shape_and_object, Hasher};
 use super::subject::Subject;
@@ -59,6 +60,7 @@ pub(crate) struct State {
     pub(crate) rate: Rate,
     pub(crate) bytes: BytesOut,
     pub(crate) denials: Share,
+    pub(crate) refusals: Refusals,
     pub(crate) errors: Share,
     pub(crate) not_found: NotFound,
     pub(crate) novelty: Novelty,
@@ -110,17 +112,15 @@ impl State {
             tool: self.tools.new_tool,
         };
         self.peer_novelty.observe(view.as_ref(), &keys, own, now);
-        if !self.learning || view.is_some() {
-            let judging = Judging {
-                obs,
-                ctx,
-                view: view.as_ref(),
-                now,
-                history: now - first,
-            };
-            let (raw, top) = self.score(&judging);
-            self.hold(raw, top, now);
-        }
+        let judging = Judging {
+            obs,
+            ctx,
+            view: view.as_ref(),
+            now,
+            history: now - first,
+        };
+        let (raw, top) = self.score(&judging);
+        self.hold(raw, top, now);
         // Nothing learns from a request under suspicion: not its own baseline (even while it is
         // learning, once its peers flag it), not its peers'.
         let ceiling = LEARN_CEILING.min(settings.threshold / 2.0);
@@ -196,6 +196,7 @@ impl State {
         self.bytes
             .observe(succeeded.then_some(obs.bytes_out), keys.endpoint, now);
         self.denials.observe(obs.denied, now, &DENIALS);
+        self.refusals.observe(obs.denied, keys.endpoint, now);
         self.errors.observe(is_error(obs), now, &ERRORS);
         let missed = (!obs.denied && is_not_found(obs.status))
             .then(|| keys.endpoint ^ keys.object.unwrap_or_default().rotate_left(17));
@@ -238,11 +239,15 @@ impl State {
     fn score(&self, j: &Judging<'_, '_>) -> (f64, [Option<Signal>; 3]) {
         let (obs, view, now, history) = (j.obs, j.view, j.now, j.history);
         if self.learning {
+            let refused = (
+                SignalKind::RefusedPaths,
+                self.refusals.strength(self.denials.shares().0, now),
+            );
             let Some(view) = view else {
-                return (0.0, [None; TOP_SIGNALS]);
+                return self.combine([refused], j);
             };
-            let candidates = self.peer_novelty.alone(view, &self.denials, now);
-            return self.combine(candidates, j);
+            let [a, b, c, d, e, f] = self.peer_novelty.alone(view, &self.denials, now);
+            return self.combine([a, b, c, d, e, f, refused], j);
         }
         let flag = |on: bool, strength: f64| if on { strength } else { 0.0 };
         let off_hours = self
@@ -345,6 +350,7 @@ impl State {
             SignalKind::MassAccess => self.mass.report(),
             SignalKind::NewObjects => self.objects.shares(),
             SignalKind::NewSequence => self.sequence.counts(),
+            SignalKind::RefusedPaths => (self.refusals.count(now), self.denials.shares().0),
             SignalKind::Unfamiliar => self.unfamiliar.shares(),
         };
         Signal {

@@ -134,7 +134,7 @@ fn silent_while_learning_even_when_wild() {
         let mut req = sim.normal();
         req.path = format!("/scan/{i}/x{i}");
         req.ip = if i % 2 == 0 { IP_A } else { IP_B };
-        req.denied = true;
+        req.status = if i % 3 == 0 { 404 } else { 200 };
         let score = sim.send(&req, 0.01);
         assert_eq!(score.value, 0.0);
         assert!(score.top.is_empty());
@@ -142,6 +142,40 @@ fn silent_while_learning_even_when_wild() {
     let report = sim.agent.snapshot();
     assert!(report.learning, "600s have not passed");
     assert_eq!(report.requests, 200);
+}
+
+#[test]
+fn a_new_identity_refused_on_path_after_path_is_flagged_while_learning() {
+    let mut sim = Sim::new();
+    let alarm = sim.until_alarm(30, 20.0, |s, i| {
+        let mut req = s.normal();
+        if i % 2 == 0 {
+            req.path = format!("/inventory/admin{i}/backup");
+            req.status = 403;
+            req.denied = true;
+        }
+        req
+    });
+    assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
+    assert!(sim.agent.snapshot().learning);
+    assert_eq!(
+        top_kind(&sim.agent.current()),
+        Some(SignalKind::RefusedPaths)
+    );
+}
+
+#[test]
+fn a_new_agent_refused_on_its_own_few_endpoints_is_not_flagged() {
+    // A workload whose permissions are not granted yet: refused on everything it uses.
+    let mut sim = Sim::new();
+    for _ in 0..200 {
+        let req = Req {
+            status: 403,
+            denied: true,
+            ..sim.normal()
+        };
+        assert_eq!(sim.send(&req, 2.0).value, 0.0);
+    }
 }
 
 #[test]
