@@ -348,6 +348,9 @@ const CLONE_TAU: f64 = 30.0;
 /// usual gaps, not within a fixed few seconds.
 const CLONE_WINDOW_GAPS: f64 = 3.0;
 const MAX_CLONE_WINDOW: f64 = 300.0;
+/// Flips are remembered for a few windows: a thief at the agent's own pace meets its stream only
+/// now and then.
+const CLONE_TAU_WINDOWS: f64 = 4.0;
 /// An agent that flips this often while learning is legitimately multi-homed (replicas sharing an
 /// identity, a NAT pool): for it, a flip says nothing.
 const MULTI_HOMED_SHARE: f64 = 0.02;
@@ -373,7 +376,7 @@ impl CloneWatch {
         let ip_flip = self.ips.observe(keys.ip, now, window);
         let serial_flip = self.serials.observe(keys.serial, now, window);
         self.last = ip_flip || serial_flip;
-        self.tau = window.max(CLONE_TAU);
+        self.tau = (CLONE_TAU_WINDOWS * window).max(CLONE_TAU);
         if self.last {
             self.flips.add(now, self.tau, 1.0);
         }
