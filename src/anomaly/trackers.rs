@@ -20,6 +20,10 @@ const MAX_GAP: f64 = 600.0;
 /// Floor of the usual spread of the rate deviation (natural log units), so a very regular agent
 /// does not alarm on ordinary jitter, and a baseline from few samples is not trusted too much.
 const RATE_DEV_FLOOR: f64 = 0.25;
+/// A rate this many times the usual starts to count, full at `RATE_RATIO_HI`: a Poisson agent
+/// with a daily swing and the odd quick batch reaches 5x over a dozen requests now and then.
+const RATE_RATIO_LO: f64 = 3.5;
+const RATE_RATIO_HI: f64 = 6.5;
 /// How much faster than its usual quick gaps (natural log units) a rate is fully anomalous: twice
 /// as fast as it goes when it hurries.
 const RATE_QUICK_EXCESS: f64 = std::f64::consts::LN_2;
@@ -98,7 +102,7 @@ impl Rate {
         let longer_run = f64::from(self.run) / self.longest.max(1.0);
         let unusual =
             ramp(beyond_quick, 0.0, RATE_QUICK_EXCESS).max(ramp(longer_run, RUN_LO, RUN_HI));
-        ramp(d.exp(), 3.0, 6.0)
+        ramp(d.exp(), RATE_RATIO_LO, RATE_RATIO_HI)
             .min(ramp(z, 2.5, 5.0))
             .min(ramp(sustained, 2.0, 3.0))
             .min(unusual)
@@ -136,6 +140,10 @@ const BYTES_FAST_ALPHA: f64 = 0.2;
 /// them (a busy agent makes a thousand requests in the hour a slow exfiltration takes).
 const BYTES_BASE_TAU: f64 = 6.0 * 3600.0;
 const BYTES_DEV_FLOOR: f64 = 0.3;
+/// Recent answers this many times their usual size start to count. With sizes spread like
+/// ordinary answers (a log-normal of σ 0.6), two 3σ answers from one endpoint a few requests apart
+/// reach 6x; full strength stays at 8x.
+const BYTES_RATIO_LO: f64 = 3.5;
 const BYTE_BUCKETS: usize = 16;
 /// An endpoint's own size is trusted once it has this many samples.
 const MIN_BUCKET_SAMPLES: u32 = 4;
@@ -184,7 +192,7 @@ impl BytesOut {
         }
         let d = self.fast.value();
         let z = (d - self.dev.mean()) / self.dev.sd().max(BYTES_DEV_FLOOR);
-        ramp(d.exp(), 3.0, 8.0).min(ramp(z, 3.0, 6.0))
+        ramp(d.exp(), BYTES_RATIO_LO, 8.0).min(ramp(z, 3.0, 6.0))
     }
 
     /// Current and usual response size, bytes (the current one scaled by the recent excess over
