@@ -50,8 +50,8 @@ pub(crate) struct NewObjects {
     slots: [Slot; SLOTS],
     reads: u64,
     lately: Decayed,
-    /// The request being observed: its slot, object key, and whether the object was new.
-    pending: Option<(usize, u64, bool)>,
+    /// The request being observed: its slot, and whether the object was new.
+    pending: Option<(usize, bool)>,
 }
 
 impl NewObjects {
@@ -68,7 +68,24 @@ impl NewObjects {
         if new && self.judged(slot) {
             self.lately.add(now, TAU, 1.0);
         }
-        self.pending = Some((slot, key, new));
+        // Which objects were read is remembered even from a request under suspicion: only the
+        // usual share waits for calm. Otherwise one flagged read would leave its objects new,
+        // the next reads of them would be flagged again, and learning would never resume.
+        let usual = &self.slots[slot].usual;
+        if new && (usual.n() < MIN_READS || usual.mean() < FRESH_SHARE) {
+            self.remember(key);
+        }
+        self.pending = Some((slot, new));
+    }
+
+    fn remember(&mut self, key: u64) {
+        if self.inserted >= ROTATE_AT {
+            self.previous = self.current;
+            self.current = Bloom::default();
+            self.inserted = 0;
+        }
+        self.current.insert(key);
+        self.inserted += 1;
     }
 
     fn judged(&self, slot: usize) -> bool {
@@ -97,7 +114,7 @@ impl NewObjects {
     }
 
     pub(crate) fn strength(&self, now: f64) -> f64 {
-        let Some((slot, _, true)) = self.pending else {
+        let Some((slot, true)) = self.pending else {
             return 0.0;
         };
         if !self.judged(slot) {
@@ -119,22 +136,12 @@ impl NewObjects {
     }
 
     pub(crate) fn learn(&mut self) {
-        let Some((slot, key, new)) = self.pending else {
+        let Some((slot, new)) = self.pending else {
             return;
         };
-        let usual = &mut self.slots[slot].usual;
-        usual.update(f64::from(u8::from(new)), BASE_ALPHA);
-        // While a shape's share is not known yet its objects are remembered: a working set
-        // must be learned from its first reads.
-        if new && (usual.n() < MIN_READS || usual.mean() < FRESH_SHARE) {
-            if self.inserted >= ROTATE_AT {
-                self.previous = self.current;
-                self.current = Bloom::default();
-                self.inserted = 0;
-            }
-            self.current.insert(key);
-            self.inserted += 1;
-        }
+        self.slots[slot]
+            .usual
+            .update(f64::from(u8::from(new)), BASE_ALPHA);
     }
 }
 
