@@ -885,3 +885,114 @@ fn shuffled_normal_traffic_is_not_a_new_order() {
         );
     }
 }
+
+#[test]
+fn walking_ids_the_upstream_does_not_have_is_not_found() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(30, 2.0, |s, i| Req {
+        path: format!("/inventory/items/{}", 900_000 + i),
+        status: 404,
+        bytes_out: 90,
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 15), "{alarm:?}");
+    let report = sim.agent.snapshot();
+    let signal = report
+        .signals
+        .iter()
+        .find(|s| s.signal == SignalKind::NotFound);
+    let detail = signal.map(|s| s.detail.as_str()).unwrap_or_default();
+    assert!(
+        detail.contains("\"not found\"") && detail.contains("/inventory/items/*"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn an_odd_missing_object_is_not_a_walk() {
+    let mut sim = Sim::learned();
+    for i in 0..2000u64 {
+        let mut req = sim.normal();
+        if i % 40 == 0 {
+            req.status = 404;
+        }
+        let score = sim.send(&req, 2.0);
+        assert!(!has_signal(&score, SignalKind::NotFound), "{score:?}");
+        assert!(score.value < 0.1, "{score:?}");
+    }
+}
+
+#[test]
+fn working_on_endpoints_it_just_started_using_is_unfamiliar() {
+    let mut sim = Sim::learned();
+    let shapes = ["/inventory/notes/", "/inventory/jobs/", "/inventory/files/"];
+    let alarm = sim.until_alarm(30, 2.0, |s, i| Req {
+        path: format!("{}{}", shapes[(i % 3) as usize], 10 + i % 7),
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 15), "{alarm:?}");
+    assert!(
+        has_signal(&sim.agent.current(), SignalKind::Unfamiliar),
+        "{:?}",
+        sim.agent.current()
+    );
+}
+
+#[test]
+fn a_new_endpoint_now_and_then_is_not_unfamiliar() {
+    let mut sim = Sim::learned();
+    for i in 0..3000u64 {
+        let mut req = sim.normal();
+        if i % 300 == 0 {
+            req.path = format!("/inventory/extra{}/1", i / 300);
+        }
+        let score = sim.send(&req, 2.0);
+        assert!(!has_signal(&score, SignalKind::Unfamiliar), "{score:?}");
+        assert!(score.value < 0.4, "{score:?}");
+    }
+}
+
+#[test]
+fn reading_never_read_records_at_the_usual_pace_is_new_objects() {
+    // An agent that comes back to the same records, the first ones far more often; then a
+    // scraper at the same pace reads others. (A set read evenly from its first read looks fresh:
+    // its first reads are all new, and it is not judged.)
+    let mut sim = Sim::new();
+    for i in 0..3000u64 {
+        let record = 97f64.powf((i * 7919 % 1000) as f64 / 1000.0) as u64;
+        let req = Req {
+            path: format!("/inventory/items/{}", 1000 + record),
+            ..sim.normal()
+        };
+        assert_eq!(sim.send(&req, 2.0).value, 0.0, "request {i}");
+    }
+    let mut strongest: Option<Signal> = None;
+    let mut alarm = None;
+    for i in 1..=40u64 {
+        let req = Req {
+            path: format!("/inventory/items/{}", 50_000 + i),
+            ..sim.normal()
+        };
+        let score = sim.send(&req, 2.0);
+        if sim.settings.exceeded_by(score.value) {
+            alarm.get_or_insert(i);
+        }
+        for s in score
+            .top
+            .iter()
+            .filter(|s| s.kind == SignalKind::NewObjects)
+        {
+            if strongest.is_none_or(|m| m.strength < s.strength) {
+                strongest = Some(*s);
+            }
+        }
+    }
+    assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
+    let detail = strongest.map(|s| s.detail()).unwrap_or_default();
+    assert!(
+        strongest.is_some_and(|s| s.strength > 0.5)
+            && detail.contains("named items it had never read")
+            && detail.contains("/inventory/items/*"),
+        "{strongest:?} {detail}"
+    );
+}
