@@ -201,7 +201,7 @@ impl State {
         let missed = (!obs.denied && is_not_found(obs.status))
             .then(|| keys.endpoint ^ keys.object.unwrap_or_default().rotate_left(17));
         self.not_found.observe(missed, now);
-        self.novelty.observe(keys, now);
+        self.novelty.observe(keys, now, !obs.denied);
         self.clone.observe(keys, now, self.rate.usual_gap());
         self.tools.observe(keys.tool, obs.denied, now);
         // Only objects the upstream handed over count as read.

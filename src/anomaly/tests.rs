@@ -996,3 +996,25 @@ fn reading_never_read_records_at_the_usual_pace_is_new_objects() {
         "{strongest:?} {detail}"
     );
 }
+
+#[test]
+fn a_first_use_that_raised_an_alarm_is_known_when_seen_again_much_later() {
+    let mut sim = Sim::learned();
+    let payroll = |s: &Sim| Req {
+        upstream: "payroll",
+        method: "DELETE",
+        path: "/payroll/salaries/1".to_owned(),
+        ..s.normal()
+    };
+    let first = sim.send(&payroll(&sim), 2.0);
+    assert!(sim.settings.exceeded_by(first.value), "{first:?}");
+    // Seen again within minutes: still a first use (its alarm froze learning).
+    sim.steady(30);
+    let soon = sim.send(&payroll(&sim), 2.0);
+    assert!(has_signal(&soon, SignalKind::NewUpstream), "{soon:?}");
+    // Seen again long after, once the alarm has decayed: known.
+    sim.steady(400);
+    let later = sim.send(&payroll(&sim), 2.0);
+    assert!(!has_signal(&later, SignalKind::NewUpstream), "{later:?}");
+    assert!(later.value < 0.4, "{later:?}");
+}

@@ -289,6 +289,9 @@ pub(crate) struct Keys {
 pub(crate) const NEW_UPSTREAM: f64 = 0.6;
 pub(crate) const NEW_METHOD: f64 = 0.4;
 pub(crate) const NEW_PATH_SHAPE: f64 = 0.3;
+/// A thing first used this long ago and used again counts as known, seconds: the held score of
+/// its first use has decayed to a few percent by then.
+const SECOND_SIGHT_AFTER: f64 = 600.0;
 /// Window of the distinct-new-shapes count, seconds: slow scans count too.
 pub(crate) const ENUMERATION_TAU: f64 = 300.0;
 
@@ -302,20 +305,41 @@ pub(crate) struct Novelty {
     base: EwStats,
     recent: Decayed,
     distinct: Recent,
+    /// Things not yet known, with when each was first seen (the oldest gives way).
+    first_seen: [(u64, f64); 8],
+    first_next: usize,
     pub(crate) new_upstream: bool,
     pub(crate) new_method: bool,
     pub(crate) new_endpoint: bool,
 }
 
 impl Novelty {
-    pub(crate) fn observe(&mut self, keys: &Keys, now: f64) {
-        self.new_upstream = self.upstreams.is_novel(keys.upstream);
-        self.new_method = self.methods.is_novel(keys.method);
-        self.new_endpoint = !self.endpoints.contains(keys.endpoint);
+    /// `allowed`: the policy let the request through (only such a request makes a thing known).
+    pub(crate) fn observe(&mut self, keys: &Keys, now: f64, allowed: bool) {
+        self.new_upstream =
+            self.upstreams.is_novel(keys.upstream) && !self.seen_again(keys.upstream, now, allowed);
+        self.new_method =
+            self.methods.is_novel(keys.method) && !self.seen_again(keys.method, now, allowed);
+        self.new_endpoint = !self.endpoints.contains(keys.endpoint)
+            && !self.seen_again(keys.endpoint, now, allowed);
         self.fast
             .update(f64::from(u8::from(self.new_endpoint)), SHARE_FAST_ALPHA);
         if self.new_endpoint && self.distinct.remember(keys.endpoint) {
             self.recent.add(now, ENUMERATION_TAU, 1.0);
+        }
+    }
+
+    /// Whether a thing not yet known was first seen long enough ago to count as known now. A first
+    /// use that scored high froze learning, so without this it would be a first use again on
+    /// every later use, for ever; seen again once the alarm has long decayed, it is learned.
+    fn seen_again(&mut self, h: u64, now: f64, allowed: bool) -> bool {
+        match self.first_seen.iter().find(|(k, _)| *k == h) {
+            Some(&(_, at)) => allowed && now - at >= SECOND_SIGHT_AFTER,
+            None => {
+                self.first_seen[self.first_next] = (h, now);
+                self.first_next = (self.first_next + 1) % self.first_seen.len();
+                false
+            }
         }
     }
 
