@@ -39,64 +39,31 @@ const BASE_SEEDS: [u64; 3] = [0x5eed_0001, 0x5eed_0002, 0x5eed_0003];
 /// docs/detection.md has the figures behind each gap.
 const EXPECTATIONS: [(AttackKind, Expected); 9] = [
     (AttackKind::NewShapeEnumeration, Expected::Met),
-    (
-        AttackKind::KnownShapeEnumeration,
-        Expected::KnownGap {
-            reason: "ids fold into a shape the agent knows, so the walk is no first use; the \
-             upstream's 404s only feed the error signal, capped at 0.5 so an outage cannot \
-             quarantine a fleet",
-            floor: 0.0,
-        },
-    ),
+    (AttackKind::KnownShapeEnumeration, Expected::Met),
     (
         AttackKind::IdScraping,
         Expected::KnownGap {
-            reason:
-                "mass_access counts distinct objects per shape in 10 s windows, but a scrape at \
-             the agent's own pace stays within its limits (2.5-5x the usual count), and the \
-             ids of this family's habits vary widely from window to window",
-            floor: 0.19,
+            reason: "new_objects needs a shape whose reads are usually repeats: ids from a large \
+             working set are often new to the agent anyway, and shapes whose reads are nearly \
+             always new (news, search hits, fresh artifacts) are not judged, so a scrape there \
+             at twice the agent's pace looks like its habit; mass_access only sees a fast one",
+            floor: 0.4,
         },
     ),
-    (
-        AttackKind::ColdStart,
-        Expected::KnownGap {
-            reason: "alone, a new agent scores 0 for its learning period (an hour and 32 \
-             requests); judged by its peer group it is caught in 11 of 15 (the other benchmark), \
-             missed where its misuse looks like what some peer does",
-            floor: 0.0,
-        },
-    ),
+    (AttackKind::ColdStart, Expected::Met),
     (AttackKind::BytesExfiltration, Expected::Met),
-    (
-        AttackKind::SlowExfiltration,
-        Expected::KnownGap {
-            reason: "answers growing 30x over an hour stay under the learning ceiling step by \
-             step, so the bytes baseline follows them; no per-window volume against the usual \
-             volume",
-            floor: 0.15,
-        },
-    ),
+    (AttackKind::SlowExfiltration, Expected::Met),
     (AttackKind::DeniedProbing, Expected::Met),
     (
         AttackKind::Clone,
         Expected::KnownGap {
-            reason: "a second address or certificate counts only when both were seen within 10 s: \
-             the streams of an agent slower than one request every few seconds, or idle between \
-             sessions, rarely meet in that window",
-            floor: 0.6,
+            reason: "a second address or certificate counts only when the other was in use \
+             within a few of the agent's usual gaps (at most five minutes): a thief working \
+             while an agent that works in short sessions is idle meets its stream too rarely",
+            floor: 0.93,
         },
     ),
-    (
-        AttackKind::TargetChange,
-        Expected::KnownGap {
-            reason: "a new upstream scores 0.72 (first upstream 0.6, first shape 0.3) and at most \
-             0.79 with three shapes' enumeration, under 0.8; a new shape on a known upstream \
-             scores 0.3, under the learning ceiling, so it is learned on first use; \
-             new_sequence and new_tool catch about half",
-            floor: 0.15,
-        },
-    ),
+    (AttackKind::TargetChange, Expected::Met),
 ];
 
 /// One agent's run: regular traffic until the attack time, then, maybe, an attack.
@@ -238,12 +205,11 @@ fn detection_benchmark() {
     benchmark(false, 0.0);
 }
 
-/// As the proxy runs it: agents of one role also judged by their peer group. Known gap: peer
-/// judgement of agents still learning raises false alarms in a role whose agents use different
-/// upstreams (the MCP family here, about 1,800 per million); the ceiling keeps it from growing.
+/// As the proxy runs it: agents of one role also judged by their peer group. None measured; the
+/// allowance is a margin for a change of population, not a known gap.
 #[test]
 fn detection_benchmark_with_peer_groups() {
-    benchmark(true, 2_500.0);
+    benchmark(true, 50.0);
 }
 
 fn benchmark(with_peers: bool, false_positives_per_million: f64) {

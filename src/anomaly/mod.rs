@@ -2,7 +2,8 @@
 //!
 //! Each agent has an [`AgentBehaviour`]: a few KiB of online statistics updated in constant time
 //! per request. During the agent's own learning period (counted from its first request, and at
-//! least [`MIN_LEARNING_REQUESTS`] requests) it only learns and scores 0. Afterwards every request
+//! least [`MIN_LEARNING_REQUESTS`] requests) it learns, and is judged only by its peers and by
+//! absolute limits no agent's habits come near (refusals on many distinct paths). Afterwards every request
 //! gets a score in [0, 1], the noisy-OR of independent signals (rate, first uses, enumeration,
 //! denial bursts, errors, bytes out, off-hours, clone), so one strong signal suffices while
 //! weak ones do not add up to an alarm. Baselines keep learning slowly while the score is low and
@@ -13,9 +14,12 @@
 
 mod hours;
 mod mass;
+mod not_found;
+mod objects;
 mod peer_signals;
 mod peers;
 mod presence;
+mod refusals;
 mod report;
 mod sequence;
 mod sets;
@@ -25,6 +29,7 @@ mod stats;
 mod subject;
 mod tools;
 mod trackers;
+mod unfamiliar;
 
 #[cfg(test)]
 mod tests;
@@ -131,6 +136,10 @@ pub enum SignalKind {
     ToolDenials,
     MassAccess,
     NewSequence,
+    NotFound,
+    Unfamiliar,
+    NewObjects,
+    RefusedPaths,
 }
 
 impl SignalKind {
@@ -152,6 +161,10 @@ impl SignalKind {
             Self::ToolDenials => "tool_denials",
             Self::MassAccess => "mass_access",
             Self::NewSequence => "new_sequence",
+            Self::NotFound => "not_found",
+            Self::Unfamiliar => "unfamiliar",
+            Self::NewObjects => "new_objects",
+            Self::RefusedPaths => "refused_paths",
         }
     }
 }

@@ -11,11 +11,23 @@ use super::SignalKind;
 
 /// A first use the peers share is ordinary for the role: it weighs this much of its usual weight.
 const KNOWN_TO_PEERS: f64 = 0.6;
-/// A first use new to the peers as well weighs up to this much more.
-const NEW_TO_PEERS_TOO: f64 = 0.33;
+/// A first use new to the peers as well weighs up to this much more. Kept small: an established
+/// agent's rare endpoint (a method and a shape it and its peers never used) is ordinary enough
+/// once in a while, and a third more put it at 0.72.
+const NEW_TO_PEERS_TOO: f64 = 0.15;
 const PEER_NEW_TAU: f64 = 300.0;
 
-/// What this request is, to the peers.
+/// What the agent itself has used before: a peer signal of first use needs the thing to be new to
+/// the agent too, so a learning agent is told about each thing once, not on every later use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnNovelty {
+    pub(crate) upstream: bool,
+    pub(crate) method: bool,
+    pub(crate) endpoint: bool,
+    pub(crate) tool: bool,
+}
+
+/// What this request is, to the peers (and to the agent itself).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct PeerNovelty {
     upstream: bool,
@@ -29,7 +41,13 @@ pub(crate) struct PeerNovelty {
 }
 
 impl PeerNovelty {
-    pub(crate) fn observe(&mut self, view: Option<&PeerView<'_>>, keys: &Keys, now: f64) {
+    pub(crate) fn observe(
+        &mut self,
+        view: Option<&PeerView<'_>>,
+        keys: &Keys,
+        own: OwnNovelty,
+        now: f64,
+    ) {
         let Some(view) = view else {
             *self = Self {
                 lately: self.lately,
@@ -39,10 +57,10 @@ impl PeerNovelty {
             return;
         };
         self.judged = true;
-        self.upstream = !view.knows(Feature::Upstream, keys.upstream);
-        self.method = !view.knows(Feature::Method, keys.method);
-        self.endpoint = !view.knows(Feature::Endpoint, keys.endpoint);
-        self.tool = keys.tool.is_some_and(|t| !view.knows(Feature::Tool, t));
+        self.upstream = own.upstream && !view.knows(Feature::Upstream, keys.upstream);
+        self.method = own.method && !view.knows(Feature::Method, keys.method);
+        self.endpoint = own.endpoint && !view.knows(Feature::Endpoint, keys.endpoint);
+        self.tool = own.tool && keys.tool.is_some_and(|t| !view.knows(Feature::Tool, t));
         for (new, key) in [
             (self.endpoint, keys.endpoint),
             (self.tool, keys.tool.unwrap_or_default()),

@@ -90,7 +90,7 @@ pub(crate) fn detail(s: &Signal) -> String {
             percent(b)
         ),
         SignalKind::Clone => format!(
-            "switched source address or certificate {} times within seconds vs usual {} of requests",
+            "switched source address or certificate {} times while the other was still in use vs usual {} of requests",
             num(v),
             percent(b)
         ),
@@ -112,6 +112,26 @@ pub(crate) fn detail(s: &Signal) -> String {
         ),
         SignalKind::NewSequence => format!(
             "{} requests in a row went from one of its usual endpoints to another in an order never seen; usually {} of its transitions are new",
+            num(v),
+            percent(b)
+        ),
+        SignalKind::NotFound => format!(
+            "the upstream answered \"not found\" for {} distinct items lately (latest under {subject}); usually {} of requests",
+            num(v),
+            percent(b)
+        ),
+        SignalKind::Unfamiliar => format!(
+            "{} of recent requests went to endpoints or tools first used within the hour (latest {subject}) vs usual {}",
+            percent(v),
+            percent(b)
+        ),
+        SignalKind::NewObjects => format!(
+            "{} of recent reads under {subject} named items it had never read vs usual {}",
+            percent(v),
+            percent(b)
+        ),
+        SignalKind::RefusedPaths => format!(
+            "refused by policy on {} distinct paths lately ({} of recent requests) before it has a baseline of its own",
             num(v),
             percent(b)
         ),

@@ -4,8 +4,11 @@ use super::hours::HourHistogram;
 use std::sync::Arc;
 
 use super::mass::MassAccess;
-use super::peer_signals::PeerNovelty;
+use super::not_found::{is_not_found, NotFound};
+use super::objects::NewObjects;
+use super::peer_signals::{OwnNovelty, PeerNovelty};
 use super::peers::{Feature, Membership, PeerGroup, PeerView, Teaching};
+use super::refusals::Refusals;
 use super::sequence::Sequence;
 use super::shape::{hash_str, shape_and_object, Hasher};
 use super::subject::Subject;
@@ -14,6 +17,7 @@ use super::trackers::{
     BytesOut, CloneWatch, Keys, Novelty, Rate, Share, ShareLimits, NEW_METHOD, NEW_PATH_SHAPE,
     NEW_UPSTREAM,
 };
+use super::unfamiliar::Unfamiliar;
 use super::{AnomalySettings, Observation, ObservationContext, Score, Signal, SignalKind};
 
 /// However short the configured period, a baseline needs this many requests.
@@ -56,13 +60,17 @@ pub(crate) struct State {
     pub(crate) rate: Rate,
     pub(crate) bytes: BytesOut,
     pub(crate) denials: Share,
+    pub(crate) refusals: Refusals,
     pub(crate) errors: Share,
+    pub(crate) not_found: NotFound,
     pub(crate) novelty: Novelty,
     pub(crate) hours: HourHistogram,
     pub(crate) clone: CloneWatch,
     pub(crate) tools: ToolUse,
     pub(crate) mass: MassAccess,
+    pub(crate) objects: NewObjects,
     pub(crate) sequence: Sequence,
+    pub(crate) unfamiliar: Unfamiliar,
     pub(crate) peer_novelty: PeerNovelty,
     /// The group it was last seen in, and its place there once it teaches the group.
     pub(crate) peers: Option<Arc<PeerGroup>>,
@@ -97,18 +105,22 @@ impl State {
         let keys = keys(obs, ctx);
         self.track(obs, &keys, gap, now);
         let view = ctx.peers.and_then(|g| g.view(self.membership));
-        self.peer_novelty.observe(view.as_ref(), &keys, now);
-        if !self.learning || view.is_some() {
-            let judging = Judging {
-                obs,
-                ctx,
-                view: view.as_ref(),
-                now,
-                history: now - first,
-            };
-            let (raw, top) = self.score(&judging);
-            self.hold(raw, top, now);
-        }
+        let own = OwnNovelty {
+            upstream: self.novelty.new_upstream,
+            method: self.novelty.new_method,
+            endpoint: self.novelty.new_endpoint,
+            tool: self.tools.new_tool,
+        };
+        self.peer_novelty.observe(view.as_ref(), &keys, own, now);
+        let judging = Judging {
+            obs,
+            ctx,
+            view: view.as_ref(),
+            now,
+            history: now - first,
+        };
+        let (raw, top) = self.score(&judging);
+        self.hold(raw, top, now);
         // Nothing learns from a request under suspicion: not its own baseline (even while it is
         // learning, once its peers flag it), not its peers'.
         let ceiling = LEARN_CEILING.min(settings.threshold / 2.0);
@@ -117,6 +129,12 @@ impl State {
             if !self.learning {
                 self.teach_peers(ctx.peers, obs, &keys);
             }
+        } else if self.learning && !obs.denied {
+            // What a learning agent uses is still what it uses: its peers have judged the first
+            // use, and the counts and sizes stay frozen, but a thing used again is no first use
+            // again (otherwise one flagged habit is flagged on every use, for ever).
+            self.novelty.learn_uses(&keys);
+            self.tools.learn_uses();
         }
         self.remember_group(ctx.peers);
         self.current()
@@ -176,19 +194,30 @@ impl State {
         self.rate.observe(gap);
         let succeeded = !obs.denied && obs.status < 400;
         self.bytes
-            .observe(succeeded.then_some(obs.bytes_out), keys.endpoint);
+            .observe(succeeded.then_some(obs.bytes_out), keys.endpoint, now);
         self.denials.observe(obs.denied, now, &DENIALS);
+        self.refusals.observe(obs.denied, keys.endpoint, now);
         self.errors.observe(is_error(obs), now, &ERRORS);
-        self.novelty.observe(keys, now);
-        self.clone.observe(keys, now);
+        let missed = (!obs.denied && is_not_found(obs.status))
+            .then(|| keys.endpoint ^ keys.object.unwrap_or_default().rotate_left(17));
+        self.not_found.observe(missed, now);
+        self.novelty.observe(keys, now, !obs.denied);
+        self.clone.observe(keys, now, self.rate.usual_gap());
         self.tools.observe(keys.tool, obs.denied, now);
         // Only objects the upstream handed over count as read.
         let read = (!obs.denied && obs.status < 400)
             .then_some(keys.object)
             .flatten();
         self.mass.observe(keys.endpoint, read, now);
+        self.objects.observe(keys.endpoint, read, now);
         self.sequence
             .observe(keys.endpoint, !self.novelty.new_endpoint);
+        // On an MCP route the tool is what the endpoint is elsewhere.
+        let (thing, new) = match keys.tool {
+            Some(tool) => (tool, self.tools.new_tool),
+            None => (keys.endpoint, self.novelty.new_endpoint),
+        };
+        self.unfamiliar.observe(thing, new, !self.learning, now);
     }
 
     fn learn(&mut self, obs: &Observation<'_>, keys: &Keys, now: f64) {
@@ -196,22 +225,29 @@ impl State {
         self.bytes.learn();
         self.denials.learn();
         self.errors.learn();
+        self.not_found.learn();
         self.novelty.learn(keys, !obs.denied);
         self.clone.learn();
         self.tools.learn(!obs.denied);
         self.mass.learn();
+        self.objects.learn();
         self.sequence.learn(self.learning);
+        self.unfamiliar.learn();
         self.hours.add(now, obs.hour_of_week);
     }
 
     fn score(&self, j: &Judging<'_, '_>) -> (f64, [Option<Signal>; 3]) {
         let (obs, view, now, history) = (j.obs, j.view, j.now, j.history);
         if self.learning {
+            let refused = (
+                SignalKind::RefusedPaths,
+                self.refusals.strength(self.denials.shares().0, now),
+            );
             let Some(view) = view else {
-                return (0.0, [None; TOP_SIGNALS]);
+                return self.combine([refused], j);
             };
-            let candidates = self.peer_novelty.alone(view, &self.denials, now);
-            return self.combine(candidates, j);
+            let [a, b, c, d, e, f] = self.peer_novelty.alone(view, &self.denials, now);
+            return self.combine([a, b, c, d, e, f, refused], j);
         }
         let flag = |on: bool, strength: f64| if on { strength } else { 0.0 };
         let off_hours = self
@@ -243,6 +279,7 @@ impl State {
             (SignalKind::Enumeration, self.novelty.enumeration(now)),
             (SignalKind::DenialBurst, denials),
             (SignalKind::ErrorRate, self.errors.strength(now, &ERRORS)),
+            (SignalKind::NotFound, self.not_found.strength(now)),
             (SignalKind::BytesOut, self.bytes.strength()),
             (SignalKind::OffHours, off_hours),
             (SignalKind::Clone, self.clone.strength(now)),
@@ -251,7 +288,9 @@ impl State {
             (SignalKind::ToolRate, tool_rate),
             (SignalKind::ToolDenials, tool_denials),
             (SignalKind::MassAccess, self.mass.strength()),
+            (SignalKind::NewObjects, self.objects.strength(now)),
             (SignalKind::NewSequence, self.sequence.strength()),
+            (SignalKind::Unfamiliar, self.unfamiliar.strength()),
         ]
         .map(|(kind, strength)| {
             let weight = self.peer_novelty.weight(view, kind);
@@ -296,6 +335,7 @@ impl State {
             SignalKind::BytesOut => self.bytes.sizes(),
             SignalKind::DenialBurst => self.denials.shares(),
             SignalKind::ErrorRate => self.errors.shares(),
+            SignalKind::NotFound => self.not_found.counts(now),
             SignalKind::Enumeration | SignalKind::NewPathShape => self.novelty.counts(now),
             SignalKind::NewUpstream | SignalKind::NewMethod => (1.0, 0.0),
             SignalKind::OffHours => self
@@ -308,7 +348,10 @@ impl State {
             SignalKind::ToolRate => self.tools.rates(),
             SignalKind::ToolDenials => self.tools.denial_shares(),
             SignalKind::MassAccess => self.mass.report(),
+            SignalKind::NewObjects => self.objects.shares(),
             SignalKind::NewSequence => self.sequence.counts(),
+            SignalKind::RefusedPaths => (self.refusals.count(now), self.denials.shares().0),
+            SignalKind::Unfamiliar => self.unfamiliar.shares(),
         };
         Signal {
             kind,
@@ -366,12 +409,17 @@ fn subject(kind: SignalKind, obs: &Observation<'_>, ctx: &ObservationContext<'_>
     match kind {
         SignalKind::NewUpstream => Subject::new(obs.upstream),
         SignalKind::NewMethod => Subject::new(obs.method),
-        SignalKind::NewPathShape | SignalKind::Enumeration | SignalKind::MassAccess => {
-            Subject::path_shape(obs.path)
-        }
+        SignalKind::NewPathShape
+        | SignalKind::Enumeration
+        | SignalKind::MassAccess
+        | SignalKind::NewObjects
+        | SignalKind::NotFound => Subject::path_shape(obs.path),
         SignalKind::NewTool | SignalKind::ToolRate | SignalKind::ToolDenials => {
             ctx.tool.map(Subject::new).unwrap_or_default()
         }
+        SignalKind::Unfamiliar => ctx
+            .tool
+            .map_or_else(|| Subject::path_shape(obs.path), Subject::new),
         _ => Subject::default(),
     }
 }
@@ -394,9 +442,12 @@ fn insert_top(top: &mut [Option<Signal>; TOP_SIGNALS], signal: Signal) {
 }
 
 /// A failure of the upstream as seen by the agent. Gateway errors (502-504) are left out: an
-/// unreachable upstream says nothing about the agent.
+/// unreachable upstream says nothing about the agent. "Not found" has a signal of its own.
 fn is_error(obs: &Observation<'_>) -> bool {
-    !obs.denied && obs.status >= 400 && !(502..=504).contains(&obs.status)
+    !obs.denied
+        && obs.status >= 400
+        && !(502..=504).contains(&obs.status)
+        && !is_not_found(obs.status)
 }
 
 fn keys(obs: &Observation<'_>, ctx: &ObservationContext<'_>) -> Keys {

@@ -134,7 +134,7 @@ fn silent_while_learning_even_when_wild() {
         let mut req = sim.normal();
         req.path = format!("/scan/{i}/x{i}");
         req.ip = if i % 2 == 0 { IP_A } else { IP_B };
-        req.denied = true;
+        req.status = if i % 3 == 0 { 404 } else { 200 };
         let score = sim.send(&req, 0.01);
         assert_eq!(score.value, 0.0);
         assert!(score.top.is_empty());
@@ -142,6 +142,40 @@ fn silent_while_learning_even_when_wild() {
     let report = sim.agent.snapshot();
     assert!(report.learning, "600s have not passed");
     assert_eq!(report.requests, 200);
+}
+
+#[test]
+fn a_new_identity_refused_on_path_after_path_is_flagged_while_learning() {
+    let mut sim = Sim::new();
+    let alarm = sim.until_alarm(30, 20.0, |s, i| {
+        let mut req = s.normal();
+        if i % 2 == 0 {
+            req.path = format!("/inventory/admin{i}/backup");
+            req.status = 403;
+            req.denied = true;
+        }
+        req
+    });
+    assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
+    assert!(sim.agent.snapshot().learning);
+    assert_eq!(
+        top_kind(&sim.agent.current()),
+        Some(SignalKind::RefusedPaths)
+    );
+}
+
+#[test]
+fn a_new_agent_refused_on_its_own_few_endpoints_is_not_flagged() {
+    // A workload whose permissions are not granted yet: refused on everything it uses.
+    let mut sim = Sim::new();
+    for _ in 0..200 {
+        let req = Req {
+            status: 403,
+            denied: true,
+            ..sim.normal()
+        };
+        assert_eq!(sim.send(&req, 2.0).value, 0.0);
+    }
 }
 
 #[test]
@@ -599,19 +633,51 @@ fn mass_access_under_a_known_shape() {
         ..s.normal()
     });
     assert!(alarm.is_some_and(|n| n <= 40), "{alarm:?}");
+    // Every object is new to it as well, which may tell first.
     let score = sim.agent.current();
-    assert_eq!(top_kind(&score), Some(SignalKind::MassAccess), "{score:?}");
+    assert!(
+        matches!(
+            top_kind(&score),
+            Some(SignalKind::MassAccess | SignalKind::NewObjects)
+        ),
+        "{score:?}"
+    );
+}
+
+/// A scrape of a shape the agent never used: caught first by the shape being new to it (first
+/// use, then working on it alone); this sends `n` such reads and returns the strongest
+/// mass-access signal seen, and the first alarm.
+fn scrape_new_shape(sim: &mut Sim, n: u64) -> (Option<Signal>, Option<u64>) {
+    let mut mass: Option<Signal> = None;
+    let mut alarm = None;
+    for i in 1..=n {
+        let req = Req {
+            path: format!("/public/items/{}", 70_000 + i * 13),
+            ..sim.normal()
+        };
+        let score = sim.send(&req, 0.05);
+        if sim.settings.exceeded_by(score.value) {
+            alarm.get_or_insert(i);
+        }
+        for s in score
+            .top
+            .iter()
+            .filter(|s| s.kind == SignalKind::MassAccess)
+        {
+            if mass.is_none_or(|m| m.strength < s.strength) {
+                mass = Some(*s);
+            }
+        }
+    }
+    (mass, alarm)
 }
 
 #[test]
 fn mass_access_under_a_new_shape() {
     let mut sim = Sim::learned();
-    let alarm = sim.until_alarm(60, 0.05, |s, i| Req {
-        path: format!("/public/items/{}", 70_000 + i * 13),
-        ..s.normal()
-    });
+    let (mass, alarm) = scrape_new_shape(&mut sim, 60);
     assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
-    assert!(has_signal(&sim.agent.current(), SignalKind::MassAccess));
+    assert!(mass.is_some_and(|m| m.strength > 0.5), "{mass:?}");
 }
 
 #[test]
@@ -630,23 +696,15 @@ fn rereading_known_objects_is_not_mass_access() {
 #[test]
 fn mass_access_says_what_it_compared() {
     let mut sim = Sim::learned();
-    sim.until_alarm(60, 0.05, |s, i| Req {
-        path: format!("/public/items/{}", 70_000 + i * 13),
-        ..s.normal()
-    });
-    let report = sim.agent.snapshot();
-    let mass = report
-        .signals
-        .iter()
-        .find(|s| s.signal == SignalKind::MassAccess);
-    let detail = mass.map(|s| s.detail.as_str()).unwrap_or_default();
+    let (mass, _) = scrape_new_shape(&mut sim, 60);
+    let detail = mass.map(|s| s.detail()).unwrap_or_default();
     assert!(
         detail.starts_with("read ")
             && detail.contains(" distinct items under /public/items/* in 10 s; usually "),
         "{detail}"
     );
     assert_eq!(
-        mass.and_then(|s| s.subject.as_deref()),
+        mass.map(|s| s.subject.to_string()).as_deref(),
         Some("/public/items/*")
     );
 }
@@ -826,4 +884,137 @@ fn shuffled_normal_traffic_is_not_a_new_order() {
             "request {i}: {score:?}"
         );
     }
+}
+
+#[test]
+fn walking_ids_the_upstream_does_not_have_is_not_found() {
+    let mut sim = Sim::learned();
+    let alarm = sim.until_alarm(30, 2.0, |s, i| Req {
+        path: format!("/inventory/items/{}", 900_000 + i),
+        status: 404,
+        bytes_out: 90,
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 15), "{alarm:?}");
+    let report = sim.agent.snapshot();
+    let signal = report
+        .signals
+        .iter()
+        .find(|s| s.signal == SignalKind::NotFound);
+    let detail = signal.map(|s| s.detail.as_str()).unwrap_or_default();
+    assert!(
+        detail.contains("\"not found\"") && detail.contains("/inventory/items/*"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn an_odd_missing_object_is_not_a_walk() {
+    let mut sim = Sim::learned();
+    for i in 0..2000u64 {
+        let mut req = sim.normal();
+        if i % 40 == 0 {
+            req.status = 404;
+        }
+        let score = sim.send(&req, 2.0);
+        assert!(!has_signal(&score, SignalKind::NotFound), "{score:?}");
+        assert!(score.value < 0.1, "{score:?}");
+    }
+}
+
+#[test]
+fn working_on_endpoints_it_just_started_using_is_unfamiliar() {
+    let mut sim = Sim::learned();
+    let shapes = ["/inventory/notes/", "/inventory/jobs/", "/inventory/files/"];
+    let alarm = sim.until_alarm(30, 2.0, |s, i| Req {
+        path: format!("{}{}", shapes[(i % 3) as usize], 10 + i % 7),
+        ..s.normal()
+    });
+    assert!(alarm.is_some_and(|n| n <= 15), "{alarm:?}");
+    assert!(
+        has_signal(&sim.agent.current(), SignalKind::Unfamiliar),
+        "{:?}",
+        sim.agent.current()
+    );
+}
+
+#[test]
+fn a_new_endpoint_now_and_then_is_not_unfamiliar() {
+    let mut sim = Sim::learned();
+    for i in 0..3000u64 {
+        let mut req = sim.normal();
+        if i % 300 == 0 {
+            req.path = format!("/inventory/extra{}/1", i / 300);
+        }
+        let score = sim.send(&req, 2.0);
+        assert!(!has_signal(&score, SignalKind::Unfamiliar), "{score:?}");
+        assert!(score.value < 0.4, "{score:?}");
+    }
+}
+
+#[test]
+fn reading_never_read_records_at_the_usual_pace_is_new_objects() {
+    // An agent that comes back to the same records, the first ones far more often; then a
+    // scraper at the same pace reads others. (A set read evenly from its first read looks fresh:
+    // its first reads are all new, and it is not judged.)
+    let mut sim = Sim::new();
+    for i in 0..3000u64 {
+        let record = 97f64.powf((i * 7919 % 1000) as f64 / 1000.0) as u64;
+        let req = Req {
+            path: format!("/inventory/items/{}", 1000 + record),
+            ..sim.normal()
+        };
+        assert_eq!(sim.send(&req, 2.0).value, 0.0, "request {i}");
+    }
+    let mut strongest: Option<Signal> = None;
+    let mut alarm = None;
+    for i in 1..=40u64 {
+        let req = Req {
+            path: format!("/inventory/items/{}", 50_000 + i),
+            ..sim.normal()
+        };
+        let score = sim.send(&req, 2.0);
+        if sim.settings.exceeded_by(score.value) {
+            alarm.get_or_insert(i);
+        }
+        for s in score
+            .top
+            .iter()
+            .filter(|s| s.kind == SignalKind::NewObjects)
+        {
+            if strongest.is_none_or(|m| m.strength < s.strength) {
+                strongest = Some(*s);
+            }
+        }
+    }
+    assert!(alarm.is_some_and(|n| n <= 30), "{alarm:?}");
+    let detail = strongest.map(|s| s.detail()).unwrap_or_default();
+    assert!(
+        strongest.is_some_and(|s| s.strength > 0.5)
+            && detail.contains("named items it had never read")
+            && detail.contains("/inventory/items/*"),
+        "{strongest:?} {detail}"
+    );
+}
+
+#[test]
+fn a_first_use_that_raised_an_alarm_is_known_when_seen_again_much_later() {
+    let mut sim = Sim::learned();
+    let payroll = |s: &Sim| Req {
+        upstream: "payroll",
+        method: "DELETE",
+        path: "/payroll/salaries/1".to_owned(),
+        ..s.normal()
+    };
+    let first = sim.send(&payroll(&sim), 2.0);
+    assert!(sim.settings.exceeded_by(first.value), "{first:?}");
+    // Seen again within minutes: still a first use (its alarm froze learning).
+    sim.steady(30);
+    let soon = sim.send(&payroll(&sim), 2.0);
+    assert!(has_signal(&soon, SignalKind::NewUpstream), "{soon:?}");
+    // Seen again long after, once the alarm has decayed: known.
+    sim.steady(400);
+    let later = sim.send(&payroll(&sim), 2.0);
+    assert!(!has_signal(&later, SignalKind::NewUpstream), "{later:?}");
+    assert!(later.value < 0.4, "{later:?}");
 }

@@ -136,4 +136,11 @@ impl ToolUse {
             self.known.insert(tool);
         }
     }
+
+    /// Which tools the agent calls, without the rates and shares.
+    pub(crate) fn learn_uses(&mut self) {
+        if let Some(tool) = self.current {
+            self.known.insert(tool);
+        }
+    }
 }
