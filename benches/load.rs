@@ -170,6 +170,8 @@ struct Figures {
     cpu_us_per_request: f64,
     handshakes_per_s: f64,
     cpu_us_per_handshake: f64,
+    /// Peak resident memory of the proxy's processes over the whole row.
+    peak_rss_mib: f64,
     failed: u64,
 }
 
@@ -403,6 +405,7 @@ async fn drive(
         cpu_us_per_request: cpu_delta(cpu0, cpu1)? as f64 * us_per_tick / kept.ok as f64,
         handshakes_per_s: fresh.ok as f64 / hs_secs,
         cpu_us_per_handshake: cpu_delta(hs0, hs1)? as f64 * us_per_tick / fresh.ok as f64,
+        peak_rss_mib: proxy.peak_rss_kib() as f64 / 1024.0,
         failed: kept.failed + fresh.failed,
     })
 }
@@ -474,12 +477,20 @@ fn print_table(plan: &Plan, rows: &[Figures]) {
         plan.handshake_warm_up,
     );
     println!(
-        "{:<19} {:>9} {:>8} {:>8} {:>10} {:>9} {:>10} {:>7}",
-        "proxy", "req/s", "p50 µs", "p99 µs", "CPU µs/req", "hs/s", "CPU µs/hs", "failed"
+        "{:<19} {:>9} {:>8} {:>8} {:>10} {:>9} {:>10} {:>9} {:>7}",
+        "proxy",
+        "req/s",
+        "p50 µs",
+        "p99 µs",
+        "CPU µs/req",
+        "hs/s",
+        "CPU µs/hs",
+        "peak MiB",
+        "failed"
     );
     for r in rows {
         println!(
-            "{:<19} {:>9.0} {:>8} {:>8} {:>10.1} {:>9.0} {:>10.0} {:>7}",
+            "{:<19} {:>9.0} {:>8} {:>8} {:>10.1} {:>9.0} {:>10.0} {:>9.1} {:>7}",
             r.name,
             r.requests_per_s,
             r.p50_us,
@@ -487,6 +498,7 @@ fn print_table(plan: &Plan, rows: &[Figures]) {
             r.cpu_us_per_request,
             r.handshakes_per_s,
             r.cpu_us_per_handshake,
+            r.peak_rss_mib,
             r.failed
         );
     }
@@ -507,7 +519,7 @@ fn print_table(plan: &Plan, rows: &[Figures]) {
 /// `row / base` for every figure.
 fn print_ratio(r: &Figures, base: &Figures) {
     println!(
-        "{:<19} {:>9.2} {:>8.2} {:>8.2} {:>10.2} {:>9.2} {:>10.2}",
+        "{:<19} {:>9.2} {:>8.2} {:>8.2} {:>10.2} {:>9.2} {:>10.2} {:>9.2}",
         format!("{}/{}", r.name, base.name),
         r.requests_per_s / base.requests_per_s,
         f64::from(r.p50_us) / f64::from(base.p50_us.max(1)),
@@ -515,5 +527,6 @@ fn print_ratio(r: &Figures, base: &Figures) {
         r.cpu_us_per_request / base.cpu_us_per_request,
         r.handshakes_per_s / base.handshakes_per_s,
         r.cpu_us_per_handshake / base.cpu_us_per_handshake,
+        r.peak_rss_mib / base.peak_rss_mib.max(f64::MIN_POSITIVE),
     );
 }

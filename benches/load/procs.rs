@@ -104,6 +104,23 @@ impl Proc {
         }
         Ok(own + children_ticks(pid))
     }
+
+    /// Peak resident memory so far (`VmHWM`), in KiB, of the process (and its children).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.pid();
+        let own = peak_rss_of(pid).unwrap_or(0);
+        if !self.with_children {
+            return own;
+        }
+        own + children(pid).filter_map(peak_rss_of).sum::<u64>()
+    }
+}
+
+/// `VmHWM` of `/proc/PID/status`, in KiB.
+fn peak_rss_of(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl Drop for Proc {
@@ -154,15 +171,16 @@ fn stat_of(pid: u32) -> Option<Stat> {
 }
 
 fn children_ticks(parent: u32) -> u64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
+    children(parent).filter_map(stat_of).map(|s| s.ticks).sum()
+}
+
+/// The processes whose parent is `parent`.
+fn children(parent: u32) -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(stat_of)
-        .filter(|s| s.ppid == parent)
-        .map(|s| s.ticks)
-        .sum()
+        .filter(move |pid| stat_of(*pid).is_some_and(|s| s.ppid == parent))
 }
 
 /// Clock ticks per second of `/proc` CPU times (`getconf CLK_TCK`; 100 on Linux in practice).
