@@ -104,6 +104,26 @@ pub(crate) fn detail(s: &Signal) -> String {
             num(v),
             num(b)
         ),
+        SignalKind::MassAccess
+        | SignalKind::NewSequence
+        | SignalKind::NotFound
+        | SignalKind::Unfamiliar
+        | SignalKind::NewObjects
+        | SignalKind::RefusedPaths => what_it_read(s),
+        SignalKind::ToolRate => format!("tool calls {}/s vs usual {}/s", num(v), num(b)),
+        SignalKind::ToolDenials => format!(
+            "denied {} of recent tool calls vs usual {}",
+            percent(v),
+            percent(b)
+        ),
+    }
+}
+
+/// The sentence for a signal about what the agent read and where: items, endpoints, paths.
+fn what_it_read(s: &Signal) -> String {
+    let (v, b) = (s.value, s.baseline);
+    let subject = s.subject.as_str();
+    match s.kind {
         SignalKind::MassAccess => format!(
             "read {} distinct items under {subject} in {} s; usually {}",
             num(v),
@@ -135,12 +155,8 @@ pub(crate) fn detail(s: &Signal) -> String {
             num(v),
             percent(b)
         ),
-        SignalKind::ToolRate => format!("tool calls {}/s vs usual {}/s", num(v), num(b)),
-        SignalKind::ToolDenials => format!(
-            "denied {} of recent tool calls vs usual {}",
-            percent(v),
-            percent(b)
-        ),
+        // The other signals are worded by `detail`.
+        _ => String::new(),
     }
 }
 

@@ -20,6 +20,15 @@ use crate::snapshot::{AgentPolicy, Snapshot};
 /// A refusal that shadow mode lets through, remembered until the decision ends.
 type Shadowed = Option<(Reason, Option<RuleRef>)>;
 
+/// Who asks on an agent-protocol route: the parts of an [`Asker`].
+type AskerParts<'a> = (
+    &'a AgentId,
+    Option<&'a [u8; 32]>,
+    &'a AgentPolicy,
+    UpstreamId,
+    crate::protocol::Protocol,
+);
+
 /// Decides one request: `Ok(permit)` to forward, or the refusal. On an agent-protocol route the
 /// decision reads the message from `body` (only there, and only once the path is allowed).
 pub async fn decide<A: Admission, B: MessageBody>(
@@ -73,55 +82,39 @@ async fn decide_all<A: Admission, B: MessageBody>(
         // otherwise be carried, and moved, by every decision.
         Box::pin(second_factor(snap, agent, thumbprint, req, &mut trace)).await?;
     }
-    let shadow = snap.mode == Mode::Shadow;
     let mut shadowed = admit(snap, admission, (agent, policy), req, &mut trace)?;
     let shaped = shape(snap, req, &mut trace)?;
     let (route, upstream) = match route(snap, req, &shaped, &mut trace) {
         Ok(found) => found,
-        Err((reason, why)) => {
-            let refusal = refuse_with(reason, trace, shaped);
-            return Err(match why {
-                Some(why) => refusal.because(why),
-                None => refusal,
-            });
-        }
+        Err((reason, why)) => return Err(refuse_with(reason, trace, shaped).because_if(why)),
     };
-    let mut judged = None;
-    match snap.protocol.route(route) {
+    let judged = match snap.protocol.route(route) {
         None => {
             if let Err((reason, rule)) = rules(snap, policy, upstream, req, &shaped, &mut trace) {
-                if !shadow {
+                if snap.mode != Mode::Shadow {
                     return Err(refuse_with(reason, trace, shaped));
                 }
                 shadowed.get_or_insert((reason, rule));
             }
+            None
         }
         Some(protocol) => {
             trace.protocol = Some(protocol);
-            let who = Asker {
-                agent,
-                thumbprint,
-                policy,
-                upstream,
-                protocol,
-            };
-            let judging = message_rules(snap, &who, req, body, admission, &shaped, &mut trace);
+            let who = (agent, thumbprint, policy, upstream, protocol);
+            let judging = message_rules(snap, who, req, (body, admission), &shaped, &mut trace);
             match Box::pin(judging).await {
-                Ok((j, stop)) => {
-                    judged = Some(Box::new(j));
-                    if let Some(stop) = stop {
-                        shadowed.get_or_insert(stop);
-                    }
+                Ok((judged, stop)) => {
+                    shadowed = shadowed.or(stop);
+                    Some(Box::new(judged))
                 }
-                Err((reason, why)) => {
-                    return Err(refuse_with(reason, trace, shaped).because(why));
-                }
+                Err((reason, why)) => return Err(refuse_with(reason, trace, shaped).because(why)),
             }
         }
-    }
+    };
+    let decided = (route, upstream);
     Ok(Permit::new(
         agent.clone(),
-        (route, upstream),
+        decided,
         shaped,
         shadowed,
         trace,
@@ -133,13 +126,19 @@ async fn decide_all<A: Admission, B: MessageBody>(
 /// enforce mode would have made; or the refusal.
 async fn message_rules<A: Admission, B: MessageBody>(
     snap: &Snapshot,
-    who: &Asker<'_>,
+    (agent, thumbprint, policy, upstream, protocol): AskerParts<'_>,
     req: &RequestParts<'_>,
-    body: &mut B,
-    admission: &mut A,
+    (body, admission): (&mut B, &mut A),
     shaped: &Shaped,
     trace: &mut Trace,
 ) -> Result<(Judged, Shadowed), (Reason, String)> {
+    let who = &Asker {
+        agent,
+        thumbprint,
+        policy,
+        upstream,
+        protocol,
+    };
     let facts = RequestFacts {
         method: req.method,
         path: shaped.target.path(),

@@ -86,6 +86,13 @@ impl Refusal {
         self
     }
 
+    pub(super) fn because_if(self, detail: Option<String>) -> Self {
+        match detail {
+            Some(detail) => self.because(detail),
+            None => self,
+        }
+    }
+
     /// A refusal after the decision (an upstream that failed the permitted request).
     pub fn after(permit: Permit, reason: Reason) -> Self {
         let mut trace = permit.trace;
