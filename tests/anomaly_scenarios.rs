@@ -9,6 +9,12 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+#[path = "detection_benchmark/catalogue.rs"]
+#[allow(dead_code)]
+mod catalogue;
+
+use catalogue::{REST_UPSTREAMS, SUBRESOURCES, WORDLIST};
+
 use warden::anomaly::{AgentBehaviour, AnomalySettings, Observation, ObservationContext, Score};
 
 const NORMAL_AGENTS: u64 = 50;
@@ -64,55 +70,9 @@ impl Rng {
     }
 }
 
-const UPSTREAMS: [&str; 8] = [
-    "inventory",
-    "catalog",
-    "orders",
-    "billing",
-    "search",
-    "tickets",
-    "users",
-    "reports",
-];
-const RESOURCES: [&str; 10] = [
-    "items",
-    "stock",
-    "orders",
-    "invoices",
-    "customers",
-    "products",
-    "tickets",
-    "notes",
-    "jobs",
-    "files",
-];
-const SUBRESOURCES: [&str; 3] = ["history", "lines", "status"];
-const WORDLIST: [&str; 24] = [
-    "admin",
-    "backup",
-    "config",
-    "debug",
-    "internal",
-    "secrets",
-    "export",
-    "dump",
-    "env",
-    "keys",
-    "tokens",
-    "private",
-    "old",
-    "test",
-    "staging",
-    "metrics",
-    "actuator",
-    "console",
-    "graphql",
-    "swagger",
-    "api-docs",
-    "server-status",
-    "phpinfo",
-    "wp-admin",
-];
+// The names the detection benchmark's fleet uses; this scenario keeps to the first of them.
+const UPSTREAMS: &[&str] = REST_UPSTREAMS.split_at(8).0;
+const RESOURCES: &[&str] = catalogue::RESOURCES.split_at(10).0;
 
 #[derive(Clone, Copy)]
 enum IdKind {
@@ -152,7 +112,7 @@ impl Endpoint {
         Self {
             upstream,
             method,
-            prefix: format!("/{upstream}/{}", rng.pick(&RESOURCES)),
+            prefix: format!("/{upstream}/{}", rng.pick(RESOURCES)),
             id,
             suffix,
             weight: rng.log_uniform(1.0, 10.0),
@@ -208,7 +168,7 @@ struct Habits {
 impl Habits {
     fn random(rng: &mut Rng, index: u64) -> Self {
         let upstreams: Vec<&'static str> = (0..1 + rng.below(3))
-            .map(|_| *rng.pick(&UPSTREAMS))
+            .map(|_| *rng.pick(UPSTREAMS))
             .collect();
         let endpoints: Vec<Endpoint> = (0..3 + rng.below(5))
             .map(|_| Endpoint::random(rng, &upstreams))
