@@ -14,7 +14,8 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ClusterLink};
 use crate::config::load::ConfigError;
-use crate::server::Runtime;
+pub use crate::server::workers::Threads;
+use crate::server::{workers, Runtime};
 use crate::snapshot::reload::{spawn_reloaders, ConfigHandle};
 use crate::telemetry::audit::{AuditLog, AuditOptions, AuditTarget};
 use crate::telemetry::metrics::Metrics;
@@ -78,6 +79,8 @@ impl Running {
 pub struct StartOptions {
     pub clock: Clock,
     pub watch_files: bool,
+    /// Where agents' connections run: the caller's runtime, or the config's `workers` threads.
+    pub threads: Threads,
 }
 
 impl Default for StartOptions {
@@ -85,6 +88,7 @@ impl Default for StartOptions {
         StartOptions {
             clock: Clock::system(),
             watch_files: true,
+            threads: Threads::Shared,
         }
     }
 }
@@ -113,18 +117,16 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
         link.spawn(runtime.local_agents());
     }
 
-    let agent_listener = TcpListener::bind(snap.listen)
-        .await
-        .map_err(|source| AppError::Bind {
-            addr: snap.listen,
-            source,
-        })?;
-    let agent_addr = agent_listener
-        .local_addr()
-        .map_err(|source| AppError::Bind {
-            addr: snap.listen,
-            source,
-        })?;
+    let sockets = match opts.threads {
+        Threads::Workers => snap.workers,
+        Threads::Shared => 1,
+    };
+    let bind_error = |source| AppError::Bind {
+        addr: snap.listen,
+        source,
+    };
+    let agent_sockets = workers::bind(snap.listen, sockets).map_err(bind_error)?;
+    let agent_addr = agent_sockets.addr;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let shutdown_rx_gauges = shutdown_rx.clone();
     let mut tasks = Vec::new();
@@ -142,12 +144,16 @@ pub async fn start(config: &Path, opts: StartOptions) -> Result<Running, AppErro
             admin_stop_rx,
         )));
     }
-    tasks.push(tokio::spawn(crate::server::listener::run(
-        runtime.clone(),
-        agent_listener,
-        shutdown_rx,
-        DRAIN_TIMEOUT,
-    )));
+    tasks.push(
+        workers::serve(
+            runtime.clone(),
+            agent_sockets,
+            opts.threads,
+            shutdown_rx,
+            DRAIN_TIMEOUT,
+        )
+        .map_err(bind_error)?,
+    );
     spawn_reloaders(handle, opts.watch_files);
     let gauges = runtime.clone();
     let mut stop = shutdown_rx_gauges;
@@ -245,6 +251,7 @@ pub async fn serve(config: &Path, watch_files: bool) -> Result<(), AppError> {
         StartOptions {
             clock: Clock::system(),
             watch_files,
+            threads: Threads::Workers,
         },
     )
     .await?;

@@ -5,11 +5,20 @@
 //! case and with `_` read as `-`, every spelling of a stripped name is removed, and warden adds
 //! its own identity headers only after this cleanup.
 
-use http::header::{HeaderValue, CONNECTION, UPGRADE};
+use http::header::{HeaderName, HeaderValue, CONNECTION, UPGRADE};
 use http::HeaderMap;
 
 #[cfg(test)]
 mod tests;
+
+// The headers warden writes, as names made once: a name given as `&str` is copied into every
+// map it is inserted in.
+pub const X_WARDEN_AGENT: HeaderName = HeaderName::from_static("x-warden-agent");
+pub const X_WARDEN_ROLES: HeaderName = HeaderName::from_static("x-warden-roles");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Headers that only mean something on one connection (RFC 9110 section 7.6.1, plus the
 /// historical `proxy-connection`, the proxy authentication pair, and `http2-settings`, which
@@ -160,12 +169,18 @@ fn offers_h2c(headers: &HeaderMap) -> bool {
 /// Removes every header `remove` selects. The decision for all names is taken before any is
 /// removed, so `Connection` is still there to be read while deciding.
 fn remove_where(headers: &mut HeaderMap, remove: impl Fn(&HeaderMap, &str) -> bool) {
-    let doomed: Vec<_> = headers
-        .keys()
-        .filter(|n| remove(headers, n.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
+    // Most heads lose a few names or none: those are kept on the stack.
+    const FEW: usize = 8;
+    let mut few: [Option<HeaderName>; FEW] = Default::default();
+    let mut more = Vec::new();
+    let doomed = headers.keys().filter(|n| remove(headers, n.as_str()));
+    for (i, name) in doomed.enumerate() {
+        match few.get_mut(i) {
+            Some(slot) => *slot = Some(name.clone()),
+            None => more.push(name.clone()),
+        }
+    }
+    for name in few.into_iter().flatten().chain(more) {
         headers.remove(&name);
     }
 }

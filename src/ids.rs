@@ -238,5 +238,53 @@ impl UpstreamSet {
     }
 }
 
+/// One request's id: 32 lower-case hex digits, made once as a header value and shared, not
+/// copied, by the upstream's request, the agent's response and the record.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestId(http::HeaderValue);
+
+impl RequestId {
+    /// `prefix` and `n` as 16 hex digits each.
+    pub fn new(prefix: u64, n: u64) -> RequestId {
+        let mut digits = [0u8; 32];
+        hex(prefix, &mut digits[..16]);
+        hex(n, &mut digits[16..]);
+        // Hex digits are always a valid value; the fallback is never taken.
+        let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(digits))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("0"));
+        RequestId(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Always hex digits, so always a `str`.
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as the `x-request-id` header's value (sharing its bytes).
+    pub fn header(&self) -> http::HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// `n` as 16 hex digits.
+fn hex(n: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in out.iter_mut().take(16).enumerate() {
+        *b = DIGITS[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
+}
+
 #[cfg(test)]
 mod tests;

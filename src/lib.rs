@@ -14,6 +14,7 @@ pub mod decision;
 pub mod ids;
 pub mod net;
 pub mod pattern;
+pub mod worker;
 
 // Layers, in the order a request meets them; none imports a layer listed after it.
 pub mod admit;

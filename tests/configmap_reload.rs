@@ -83,6 +83,7 @@ async fn a_configmap_and_a_secret_update_reload_warden() {
         StartOptions {
             clock: Clock::system(),
             watch_files: true,
+            ..StartOptions::default()
         },
     )
     .await

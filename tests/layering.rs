@@ -13,6 +13,7 @@ const ORDER: &[&str] = &[
     "ids",
     "net",
     "pattern",
+    "worker",
     "decision",
     // layers
     "tls",

@@ -91,6 +91,7 @@ fn watching() -> StartOptions {
     StartOptions {
         clock: Clock::system(),
         watch_files: true,
+        ..StartOptions::default()
     }
 }
 

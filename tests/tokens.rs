@@ -504,6 +504,7 @@ async fn token_key_files_are_watched() {
     let options = StartOptions {
         clock: Clock::system(),
         watch_files: true,
+        ..StartOptions::default()
     };
     let warden = start_warden_at(&path, options).await;
     let cert = pki.agent("inventory-bot");

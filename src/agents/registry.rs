@@ -17,6 +17,8 @@ use crate::telemetry::metrics::AgentMetrics;
 #[derive(Debug)]
 pub struct AgentState {
     pub id: AgentId,
+    /// Its id as the `x-warden-agent` header's value, made once.
+    pub id_header: Option<http::HeaderValue>,
     /// The `agent` label this agent's metrics use (its id, or `__other__` past the series cap).
     pub metric_label: Arc<str>,
     rate: Mutex<Option<TokenBucket>>,
@@ -35,6 +37,7 @@ pub struct AgentState {
 impl AgentState {
     fn new(id: AgentId, metric_label: Arc<str>) -> Self {
         AgentState {
+            id_header: http::HeaderValue::from_str(id.as_str()).ok(),
             id,
             metric_label,
             rate: Mutex::new(None),

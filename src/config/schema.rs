@@ -16,6 +16,9 @@ pub use crate::telemetry::logging::LogFormat;
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub listen: Option<String>,
+    /// Threads serving agents: `auto` (one per core) or a number; read at start.
+    #[serde(default)]
+    pub workers: Workers,
     pub tls: Option<TlsSection>,
     #[serde(default)]
     pub admin: Option<AdminSection>,
@@ -46,6 +49,43 @@ pub struct ConfigFile {
     pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub cluster: Option<ClusterSection>,
+}
+
+/// How many threads serve agents: one per core the process may run on, or a fixed number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Workers {
+    #[default]
+    Auto,
+    Count(u64),
+}
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Workers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`auto` or a number of threads")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Workers, E> {
+                Ok(Workers::Count(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Workers, E> {
+                u64::try_from(n)
+                    .map(Workers::Count)
+                    .map_err(|_| E::custom(format!("{n}: write `auto` or a number of threads")))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Workers, E> {
+                match s {
+                    "auto" => Ok(Workers::Auto),
+                    _ => Err(E::custom(format!(
+                        "`{s}`: write `auto` or a number of threads"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

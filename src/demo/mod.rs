@@ -149,6 +149,7 @@ pub async fn run(config: &Path, dir: &Path, once: bool) -> Result<(), DemoError>
         StartOptions {
             clock: Clock::system(),
             watch_files: true,
+            threads: crate::app::Threads::Workers,
         },
     )
     .await?;

@@ -67,6 +67,7 @@ pub async fn play(demo_config: &Path, certs: &Path, audit: Option<&str>) -> Resu
         StartOptions {
             clock: Clock::system(),
             watch_files: false,
+            ..StartOptions::default()
         },
     )
     .await?;

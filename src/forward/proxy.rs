@@ -4,12 +4,11 @@
 //! WebSocket handshake that both sides made properly hands back the ends of a tunnel; any other
 //! protocol switch is refused.
 
-use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -22,7 +21,11 @@ use super::stall::{reader_stalled, Progress, ProgressSet};
 use super::tunnel::TunnelEnds;
 use super::websocket;
 use crate::decision::Reason;
-use crate::headers::{sanitize_request_headers, sanitize_response_headers};
+use crate::headers::{
+    sanitize_request_headers, sanitize_response_headers, X_FORWARDED_FOR, X_FORWARDED_HOST,
+    X_FORWARDED_PROTO, X_REQUEST_ID, X_WARDEN_AGENT, X_WARDEN_ROLES,
+};
+use crate::ids::RequestId;
 use crate::pipeline::Permit;
 use crate::snapshot::Snapshot;
 use crate::upstream::{BoxError, ProxyBody, Upstream, UpstreamError};
@@ -30,8 +33,11 @@ use crate::upstream::{BoxError, ProxyBody, Upstream, UpstreamError};
 /// What the forwarder needs besides the permit: the request's circumstances, never its target.
 pub struct Forwarding<'a> {
     pub snap: &'a Arc<Snapshot>,
-    pub request_id: &'a str,
-    pub client_ip: IpAddr,
+    pub request_id: &'a RequestId,
+    /// The agent's address as `x-forwarded-for` names it (made once per connection).
+    pub client_ip: &'a HeaderValue,
+    /// The agent's id as `x-warden-agent` carries it (made once per agent), when known.
+    pub agent_header: Option<&'a HeaderValue>,
     /// Counts the agent's body bytes as they stream upstream.
     pub bytes_in: Arc<AtomicU64>,
     /// The connection's response bodies in progress: where this one publishes its progress.
@@ -40,7 +46,7 @@ pub struct Forwarding<'a> {
     pub rpc: Option<RpcForwarding>,
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
@@ -85,32 +91,38 @@ fn upstream_headers(
     join_cookie_crumbs(headers);
     // Read after sanitation: an `x-forwarded-for` that `Connection` named is gone with the hop.
     let prior_xff = headers
-        .get_all("x-forwarded-for")
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
         .join(", ");
-    headers.remove("x-request-id");
-    headers.remove("x-forwarded-for");
+    headers.remove(&X_REQUEST_ID);
+    headers.remove(&X_FORWARDED_FOR);
     if snap.token.as_ref().is_some_and(|t| !t.forward) {
         headers.remove(header::AUTHORIZATION);
     }
     if trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
-    set(headers, "x-warden-agent", permit.agent().as_str());
-    if let Some(policy) = snap.agents.get(permit.agent_entry()) {
-        set(headers, "x-warden-roles", &policy.roles_header);
+    match how.agent_header {
+        Some(v) => {
+            headers.insert(X_WARDEN_AGENT, v.clone());
+        }
+        None => set(headers, X_WARDEN_AGENT, permit.agent().as_str()),
     }
-    set(headers, "x-request-id", how.request_id);
-    let ip = crate::net::canonical_ip(how.client_ip).to_string();
-    let xff = if prior_xff.is_empty() {
-        ip
+    if let Some(policy) = snap.agents.get(permit.agent_entry()) {
+        if let Some(roles) = &policy.roles_header {
+            headers.insert(X_WARDEN_ROLES, roles.clone());
+        }
+    }
+    headers.insert(X_REQUEST_ID, how.request_id.header());
+    if prior_xff.is_empty() {
+        headers.insert(X_FORWARDED_FOR, how.client_ip.clone());
     } else {
-        format!("{prior_xff}, {ip}")
-    };
-    set(headers, "x-forwarded-for", &xff);
-    set(headers, "x-forwarded-proto", "https");
+        let ip = how.client_ip.to_str().unwrap_or_default();
+        set(headers, X_FORWARDED_FOR, &format!("{prior_xff}, {ip}"));
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     // Only a host a route names: the permit's host is one, or none at all.
     if let Some(h) = permit
         .target()
@@ -118,7 +130,7 @@ fn upstream_headers(
         .as_deref()
         .filter(|h| snap.routes.is_route_host(h))
     {
-        set(headers, "x-forwarded-host", h);
+        set(headers, X_FORWARDED_HOST, h);
     }
 }
 

@@ -24,6 +24,8 @@ type IdentityCache = Option<(Arc<str>, Result<Arc<PeerCert>, IdentityError>)>;
 /// One authenticated connection, shared by its loop, its requests and any tunnel it opened.
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The peer's address as `x-forwarded-for` names it, made once for all its requests.
+    pub forwarded_for: http::HeaderValue,
     /// The client's chain as presented: end entity first.
     certs: Vec<CertificateDer<'static>>,
     /// Unix ms at which the client certificate expires.
@@ -77,7 +79,10 @@ impl ConnInfo {
         let expires_at_ms = certs
             .first()
             .and_then(|c| crate::tls::cert::expires_at_ms(c));
+        let ip = crate::net::canonical_ip(peer.ip()).to_string();
         ConnInfo {
+            forwarded_for: http::HeaderValue::from_maybe_shared(bytes::Bytes::from(ip))
+                .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
             peer,
             certs,
             expires_at_ms,

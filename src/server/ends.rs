@@ -20,7 +20,7 @@ use crate::decision::{Reason, Verdict, ALLOWED};
 use crate::forward::body::OnEnd;
 use crate::forward::tunnel::{TunnelEnd, TunnelStats};
 use crate::identity::agent_id::PeerCert;
-use crate::ids::{AgentId, RouteId};
+use crate::ids::{AgentId, RequestId, RouteId};
 use crate::snapshot::Snapshot;
 use crate::telemetry::audit::{AuditDecision, AuditRecord, RecordKind, TryRecordError};
 
@@ -41,7 +41,7 @@ pub fn record_connection_end(rt: &Runtime, info: &ConnInfo, reason: CloseReason,
     }
     let snap = rt.config.snapshot();
     let ts = crate::clock::utc_datetime(rt.clock.now_unix_ms());
-    let mut rec = AuditRecord::connection(ts, rt.ids.next(), info.peer.ip(), ALLOWED);
+    let mut rec = AuditRecord::connection(ts, rt.ids.next().to_string(), info.peer.ip(), ALLOWED);
     rec.decision = AuditDecision::Allow;
     rec.agent = info
         .identity(&snap.trust_domain)
@@ -95,7 +95,7 @@ pub fn record_http_refusal(rt: &Arc<Runtime>, info: &ConnInfo, err: &(dyn StdErr
 pub struct TunnelRecord {
     rt: Arc<Runtime>,
     snap: Arc<Snapshot>,
-    request_id: String,
+    request_id: RequestId,
     agent_id: Option<AgentId>,
     agent: Option<Arc<AgentState>>,
     peer: Option<Arc<PeerCert>>,
@@ -175,7 +175,7 @@ impl TunnelRecord {
 
     fn audit_record(&self, stats: &TunnelStats, why: CloseReason, score: f64) -> AuditRecord {
         let ts = crate::clock::utc_datetime(self.rt.clock.now_unix_ms());
-        let mut rec = AuditRecord::connection(ts, self.request_id.clone(), self.source_ip, "");
+        let mut rec = AuditRecord::connection(ts, self.request_id.to_string(), self.source_ip, "");
         rec.kind = RecordKind::Tunnel;
         rec.agent = self.agent_id.as_ref().map(|a| a.as_arc().clone());
         rec.roles = self.roles.clone().unwrap_or_else(|| Arc::from(Vec::new()));

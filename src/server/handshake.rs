@@ -73,7 +73,7 @@ fn refused(rt: &Runtime, peer: SocketAddr, reason: &'static str) -> Option<Hands
 pub fn record_refused(rt: &Runtime, peer: SocketAddr, reason: String) {
     if let Some(audit) = &rt.audit {
         let ts = crate::clock::utc_datetime(rt.clock.now_unix_ms());
-        let rec = AuditRecord::connection(ts, rt.ids.next(), peer.ip(), reason);
+        let rec = AuditRecord::connection(ts, rt.ids.next().to_string(), peer.ip(), reason);
         if let Err(TryRecordError::Full(rec)) = audit.try_record(rec) {
             let audit = audit.clone();
             tokio::spawn(async move { audit.record(*rec).await });

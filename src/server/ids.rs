@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use crate::ids::RequestId;
+
 #[derive(Debug)]
 pub struct RequestIds {
     prefix: u64,
@@ -37,9 +39,9 @@ impl RequestIds {
     }
 
     /// 32 hex digits.
-    pub fn next(&self) -> String {
+    pub fn next(&self) -> RequestId {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}{:016x}", self.prefix, n)
+        RequestId::new(self.prefix, n)
     }
 }
 
@@ -51,6 +53,23 @@ mod tests {
         let a = ids.next();
         let b = ids.next();
         assert_ne!(a, b);
-        assert_eq!(a.len(), 32);
+        assert_eq!(a.as_str().len(), 32);
+        assert_eq!(a.header().as_bytes(), a.as_str().as_bytes());
+    }
+
+    #[test]
+    fn the_id_is_the_prefix_and_counter_in_hex() {
+        let ids = super::RequestIds {
+            prefix: 0x0123_4567_89ab_cdef,
+            counter: std::sync::atomic::AtomicU64::new(0xfedc_ba98_7654_3210),
+        };
+        assert_eq!(
+            ids.next().to_string(),
+            format!(
+                "{:016x}{:016x}",
+                0x0123_4567_89ab_cdef_u64, 0xfedc_ba98_7654_3210_u64
+            )
+        );
+        assert_eq!(ids.next().as_str(), "0123456789abcdeffedcba9876543211");
     }
 }

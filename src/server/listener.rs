@@ -105,14 +105,14 @@ impl Slots {
 }
 
 /// Accepts until `shutdown` turns true, then waits up to `drain` for open connections to finish.
+/// Every accept loop of one listener address (one per worker) shares `slots`.
 pub async fn run(
     rt: Arc<Runtime>,
     listener: TcpListener,
+    slots: Arc<Slots>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let slots = Arc::new(Slots::default());
-    tokio::spawn(super::supervise::run(rt.clone(), shutdown.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => {

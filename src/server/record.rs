@@ -18,7 +18,7 @@ use crate::clock::UtcMoment;
 use crate::decision::{Reason, RuleRef, Verdict, ALLOWED};
 use crate::forward::body::OnEnd;
 use crate::identity::agent_id::PeerCert;
-use crate::ids::{AgentId, RouteId, UpstreamId};
+use crate::ids::{AgentId, RequestId, RouteId, UpstreamId};
 use crate::pipeline::{Permit, Refusal, Trace};
 use crate::protocol::{Protocol, RpcSummary};
 use crate::snapshot::Snapshot;
@@ -31,7 +31,7 @@ use crate::telemetry::metrics::Metrics;
 pub struct RequestRecord {
     pub rt: Arc<Runtime>,
     pub snap: Arc<Snapshot>,
-    pub request_id: String,
+    pub request_id: RequestId,
     pub started: Instant,
     /// Wall-clock start, Unix ms: the time the decision judged.
     pub started_ms: i64,
@@ -242,7 +242,7 @@ impl RequestRecord {
         AuditRecord {
             ts: crate::clock::utc_datetime(now_ms),
             kind: RecordKind::Request,
-            request_id: self.request_id.clone(),
+            request_id: self.request_id.to_string(),
             agent: self.agent_id.as_ref().map(|a| a.as_arc().clone()),
             roles: self
                 .role_list

@@ -22,6 +22,8 @@ use crate::forward::body::Recorded;
 use crate::forward::proxy::{empty, forward, full, Forwarded, Forwarding};
 use crate::forward::rpc::RpcForwarding;
 use crate::forward::websocket::handshake_key;
+use crate::headers::X_REQUEST_ID;
+use crate::ids::RequestId;
 use crate::pipeline::{decide, Caller, Permit, Refusal, RequestParts};
 use crate::snapshot::Snapshot;
 use crate::upstream::ProxyBody;
@@ -116,7 +118,8 @@ async fn forward_permitted(
     let how = Forwarding {
         snap,
         request_id: &rec.request_id,
-        client_ip: conn.peer.ip(),
+        client_ip: &conn.forwarded_for,
+        agent_header: rec.agent.as_ref().and_then(|a| a.id_header.as_ref()),
         bytes_in: rec.bytes_in.clone(),
         bodies: &conn.bodies,
         rpc: rpc_runtime(rt, &rec),
@@ -154,10 +157,8 @@ fn decided_agent(decided: &Result<Permit, Refusal>) -> Option<usize> {
     }
 }
 
-fn set_request_id(headers: &mut http::HeaderMap, id: &str) {
-    if let Ok(v) = HeaderValue::from_str(id) {
-        headers.insert("x-request-id", v);
-    }
+fn set_request_id(headers: &mut http::HeaderMap, id: &RequestId) {
+    headers.insert(X_REQUEST_ID, id.header());
 }
 
 /// A refusal: JSON body naming the reason and request id, nothing about the policy; to a gRPC
@@ -171,7 +172,7 @@ pub fn refuse(mut rec: Box<RequestRecord>, refusal: Refusal, grpc: bool) -> Resp
     if grpc {
         let id = rec.request_id.clone();
         let wait_ms = refusal.retry_after.map(|d| d.as_millis());
-        return grpc::refusal(reason, &id, wait_ms, Recorded::new(empty(), rec));
+        return grpc::refusal(reason, id.as_str(), wait_ms, Recorded::new(empty(), rec));
     }
     refusal_response(rec, reason, refusal.retry_after)
 }

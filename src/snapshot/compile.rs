@@ -48,8 +48,8 @@ pub struct AgentPolicy {
     /// The entry's `id`, exact or pattern.
     pub id: Arc<str>,
     pub grants: AgentGrants,
-    /// `a,b`: the `x-warden-roles` value, computed once.
-    pub roles_header: Arc<str>,
+    /// `a,b`: the `x-warden-roles` value, made once (none for names no header value can carry).
+    pub roles_header: Option<http::HeaderValue>,
     /// Its role names, shared by every audit record of its requests.
     pub role_names: Arc<[Arc<str>]>,
     /// Its anomaly peer group (sorted roles, or labels), computed once.
@@ -59,6 +59,26 @@ pub struct AgentPolicy {
     pub require_token: bool,
 }
 
+/// The `x-warden-roles` value for these role names, shared by every request of the entry.
+fn roles_header(names: &[Arc<str>]) -> Option<http::HeaderValue> {
+    let joined = names
+        .iter()
+        .map(|n| n.as_ref())
+        .collect::<Vec<_>>()
+        .join(",");
+    http::HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)).ok()
+}
+
+/// `auto`: one per core this process may run on (its CPU affinity, as `taskset` sets it).
+fn worker_count(w: crate::config::schema::Workers) -> usize {
+    match w {
+        crate::config::schema::Workers::Count(n) => usize::try_from(n).unwrap_or(1).max(1),
+        crate::config::schema::Workers::Auto => {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }
+    }
+}
+
 /// Everything the request path reads, immutable once built; a reload builds a new one.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -66,6 +86,8 @@ pub struct Snapshot {
     pub source: PathBuf,
     pub mode: Mode,
     pub listen: SocketAddr,
+    /// Threads serving agents; read at start.
+    pub workers: usize,
     pub admin_listen: Option<SocketAddr>,
     pub admin_token: Option<Arc<str>>,
     pub trust_domain: Arc<str>,
@@ -290,12 +312,7 @@ fn compile_agents(
                 peer_group,
                 entry,
                 id: a.id.as_str().into(),
-                roles_header: names
-                    .iter()
-                    .map(|n| n.as_ref())
-                    .collect::<Vec<_>>()
-                    .join(",")
-                    .into(),
+                roles_header: roles_header(&names),
                 role_names: names.into(),
                 require_token: global_token_required
                     || role_ids.iter().any(|r| role(r).require_token),
@@ -456,6 +473,7 @@ pub fn compile_measured(
         source: cfg.path.clone(),
         mode: f.mode,
         listen,
+        workers: worker_count(f.workers),
         admin_listen,
         admin_token,
         trust_domain: identity.trust_domain.as_str().into(),

@@ -111,6 +111,9 @@ impl ConfigHandle {
                 if snap.listen != previous.listen || snap.admin_listen != previous.admin_listen {
                     tracing::warn!("listen addresses changed: they take effect on restart");
                 }
+                if snap.workers != previous.workers {
+                    tracing::warn!("workers changed: it takes effect on restart");
+                }
                 if snap.telemetry.log_format != previous.telemetry.log_format {
                     tracing::warn!("telemetry.log_format changed: it takes effect on restart");
                 }

@@ -27,6 +27,8 @@ pub(super) enum LeaseKind {
         reused: bool,
         /// The request's own connection (a body on GET/HEAD/OPTIONS): never pooled.
         own: bool,
+        /// The worker whose runtime runs the connection's task.
+        home: usize,
     },
     /// A stream; on a connection of the request's own (closed after it) when the pool does
     /// not hold that connection.
@@ -81,8 +83,9 @@ impl Lease {
                 sender,
                 counted,
                 own: false,
+                home,
                 ..
-            }) if reusable => self.pool.check_in(sender, counted),
+            }) if reusable => self.pool.check_in(sender, counted, home),
             Some(LeaseKind::H2 { conn, .. }) => self.pool.stream_ended(&conn),
             // Dropped: the connection closes, its slot comes back when the socket is gone.
             Some(LeaseKind::H1 { .. }) | None => {}

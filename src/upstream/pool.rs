@@ -8,6 +8,10 @@
 //! or stream to come back, then fails with `Busy` (503 `upstream_busy`). The lock is held only
 //! to push or pop; dials and waits happen outside it. Idle connections are closed after
 //! `idle_timeout` by a reaper task that holds the pool weakly.
+//!
+//! A connection's task runs on the worker that opened it (`crate::worker`), so idle connections
+//! wait in one list per worker and a request takes one of its own worker's first; it opens a new
+//! one before it borrows another worker's, whose every exchange would wake that worker's thread.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -30,6 +34,8 @@ pub(super) struct IdleH1 {
     pub sender: http1::SendRequest<ProxyBody>,
     pub counted: Counted,
     pub since: Instant,
+    /// The worker whose runtime runs the connection's task.
+    pub home: usize,
 }
 
 /// A shared HTTP/2 connection.
@@ -38,11 +44,13 @@ pub(super) struct H2Conn {
     pub streams: Streams,
     /// When its last stream ended (or it was opened): the idle clock.
     pub last_used: Mutex<Instant>,
+    pub home: usize,
 }
 
 #[derive(Default)]
 struct State {
-    idle: VecDeque<IdleH1>,
+    /// Per worker (`crate::worker::current()`), most recently used last.
+    idle: Vec<VecDeque<IdleH1>>,
     h2: Vec<Arc<H2Conn>>,
     reaper: bool,
 }
@@ -98,13 +106,19 @@ impl Pool {
             // Registered before looking, so a return between the look and the wait is not lost.
             let mut returned = pin!(inner.returned.notified());
             returned.as_mut().enable();
+            let here = crate::worker::current();
             if !own {
-                if let Some(lease) = self.pooled(deadline).await? {
+                if let Some(lease) = self.pooled(deadline, Some(here)).await? {
                     return Ok(lease);
                 }
             }
             if let Ok(permit) = inner.permits.clone().try_acquire_owned() {
                 return self.open(permit, own, deadline).await;
+            }
+            if !own {
+                if let Some(lease) = self.pooled(deadline, None).await? {
+                    return Ok(lease);
+                }
             }
             if own {
                 // Its own connection needs a free slot: give up an idle one for it.
@@ -124,12 +138,17 @@ impl Pool {
         }
     }
 
-    /// A pooled connection ready for a request, if one is free.
-    async fn pooled(&self, deadline: Instant) -> Result<Option<Lease>, UpstreamError> {
+    /// A pooled connection ready for a request, if one is free: one of worker `home`'s, or with
+    /// `None` any worker's.
+    async fn pooled(
+        &self,
+        deadline: Instant,
+        home: Option<usize>,
+    ) -> Result<Option<Lease>, UpstreamError> {
         if self.inner.http2 {
-            return Ok(self.inner.h2_stream());
+            return Ok(self.inner.h2_stream(home));
         }
-        while let Some(mut idle) = self.inner.pop_idle() {
+        while let Some(mut idle) = self.inner.pop_idle(home) {
             // The connection task may not have seen the end of the last response yet.
             if let Ok(Ok(())) = tokio::time::timeout_at(deadline, idle.sender.ready()).await {
                 idle.counted.set(ConnState::Busy);
@@ -138,6 +157,7 @@ impl Pool {
                     counted: idle.counted,
                     reused: true,
                     own: false,
+                    home: idle.home,
                 };
                 return Ok(Some(Lease::new(kind, self.inner.clone())));
             }
@@ -162,7 +182,7 @@ impl Pool {
             Ok(guard) => guard,
             Err(_) => return Err(UpstreamError::Busy(inner.wait)),
         };
-        if let Some(lease) = inner.h2_stream() {
+        if let Some(lease) = inner.h2_stream(None) {
             return Ok(lease);
         }
         let sender = inner.dialer.dial(permit).await?;
@@ -185,24 +205,36 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The most recently used idle HTTP/1.1 connection that is still open.
-    fn pop_idle(&self) -> Option<IdleH1> {
+    /// The most recently used idle HTTP/1.1 connection that is still open: worker `home`'s, or
+    /// with `None` any worker's.
+    fn pop_idle(&self, home: Option<usize>) -> Option<IdleH1> {
         let mut state = self.lock();
-        while let Some(idle) = state.idle.pop_back() {
-            if !idle.sender.is_closed() {
-                return Some(idle);
+        let lists: &mut [VecDeque<IdleH1>] = match home {
+            Some(h) => match state.idle.get_mut(h) {
+                Some(list) => std::slice::from_mut(list),
+                None => return None,
+            },
+            None => &mut state.idle,
+        };
+        for list in lists {
+            while let Some(idle) = list.pop_back() {
+                if !idle.sender.is_closed() {
+                    return Some(idle);
+                }
             }
         }
         None
     }
 
-    /// A stream on an open HTTP/2 connection with room for one more.
-    fn h2_stream(self: &Arc<Self>) -> Option<Lease> {
+    /// A stream on an open HTTP/2 connection with room for one more: on one of worker `home`'s
+    /// connections, or with `None` on any.
+    fn h2_stream(self: &Arc<Self>, home: Option<usize>) -> Option<Lease> {
         let mut state = self.lock();
         state.h2.retain(|c| !c.sender.is_closed());
         let conn = state
             .h2
             .iter()
+            .filter(|c| home.is_none_or(|h| c.home == h))
             .find(|c| c.streams.try_begin(H2_STREAMS_PER_CONNECTION))?
             .clone();
         drop(state);
@@ -217,12 +249,14 @@ impl Inner {
                 counted: Counted::new(self.gauges.clone(), ConnState::Busy),
                 reused: false,
                 own,
+                home: crate::worker::current(),
             },
             Sender::H2(sender) => {
                 let conn = Arc::new(H2Conn {
                     sender,
                     streams: Streams::new(self.gauges.clone()),
                     last_used: Mutex::new(Instant::now()),
+                    home: crate::worker::current(),
                 });
                 conn.streams.try_begin(usize::MAX);
                 if !own {
@@ -236,16 +270,28 @@ impl Inner {
     }
 
     /// Puts an HTTP/1.1 connection whose exchange completed back in the idle list.
-    pub(super) fn check_in(&self, sender: http1::SendRequest<ProxyBody>, mut counted: Counted) {
+    pub(super) fn check_in(
+        &self,
+        sender: http1::SendRequest<ProxyBody>,
+        mut counted: Counted,
+        home: usize,
+    ) {
         if sender.is_closed() {
             return;
         }
         counted.set(ConnState::Idle);
-        self.lock().idle.push_back(IdleH1 {
+        let idle = IdleH1 {
             sender,
             counted,
             since: Instant::now(),
-        });
+            home,
+        };
+        let mut state = self.lock();
+        if state.idle.len() <= home {
+            state.idle.resize_with(home + 1, VecDeque::new);
+        }
+        state.idle[home].push_back(idle);
+        drop(state);
         self.returned.notify_one();
     }
 
@@ -260,7 +306,11 @@ impl Inner {
     fn evict_one_idle(&self) {
         let evicted = {
             let mut state = self.lock();
-            let h1 = state.idle.pop_front().map(drop);
+            let h1 = state
+                .idle
+                .iter_mut()
+                .find_map(VecDeque::pop_front)
+                .map(drop);
             let h2 = if h1.is_none() {
                 let at = state.h2.iter().position(|c| c.streams.open() == 0);
                 at.map(|i| state.h2.swap_remove(i))
@@ -277,15 +327,17 @@ impl Inner {
         let limit = self.idle_timeout;
         let mut state = self.lock();
         let mut h1 = Vec::new();
-        let mut kept = VecDeque::with_capacity(state.idle.len());
-        for idle in state.idle.drain(..) {
-            if idle.sender.is_closed() || now.duration_since(idle.since) >= limit {
-                h1.push(idle);
-            } else {
-                kept.push_back(idle);
+        for list in &mut state.idle {
+            let mut kept = VecDeque::with_capacity(list.len());
+            for idle in list.drain(..) {
+                if idle.sender.is_closed() || now.duration_since(idle.since) >= limit {
+                    h1.push(idle);
+                } else {
+                    kept.push_back(idle);
+                }
             }
+            *list = kept;
         }
-        state.idle = kept;
         let mut h2 = Vec::new();
         state.h2.retain(|c| {
             let last = *c.last_used.lock().unwrap_or_else(|p| p.into_inner());

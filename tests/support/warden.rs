@@ -81,6 +81,7 @@ pub async fn start_warden_with(pki: &TestPki, yaml: &str, clock: Clock) -> TestW
     let options = StartOptions {
         clock,
         watch_files: false,
+        ..StartOptions::default()
     };
     start_warden_at(&write_config(pki, "warden.yaml", yaml), options).await
 }

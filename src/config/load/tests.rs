@@ -285,3 +285,24 @@ fn agent_protocol_keys_are_checked_like_every_other() {
     assert_eq!(e.key_path, "upstreams.u.pin_tools", "{e}");
     assert!(e.message.contains("did you mean \"enforce\"?"), "{e}");
 }
+
+#[test]
+fn workers_is_auto_or_a_number() {
+    use crate::config::schema::Workers;
+    let workers =
+        |text: &str| load_text(&format!("listen: 127.0.0.1:8443\n{text}")).map(|c| c.file.workers);
+    assert_eq!(workers("").unwrap(), Workers::Auto);
+    assert_eq!(workers("workers: auto\n").unwrap(), Workers::Auto);
+    assert_eq!(workers("workers: 3\n").unwrap(), Workers::Count(3));
+    for bad in [
+        "workers: many\n",
+        "workers: -2\n",
+        "workers: 1.5\n",
+        "workers: [2]\n",
+    ] {
+        let errors = workers(bad).unwrap_err();
+        let text = format!("{errors:?}");
+        assert!(text.contains("workers"), "{bad}: {text}");
+        assert!(text.contains("auto"), "{bad}: {text}");
+    }
+}

@@ -4,11 +4,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{files, Report};
-use crate::config::schema::UpstreamSection;
+use crate::config::schema::{UpstreamSection, Workers};
 use crate::config::units::Dur;
 
 /// hyper's HTTP/1 read buffer cannot be smaller than this.
 const MIN_HEADER_BYTES: u64 = 8 * 1024;
+
+/// More agent threads than this is a typo, not a machine.
+const MAX_WORKERS: u64 = 1024;
 
 const KX_GROUPS: [&str; 4] = ["x25519", "secp256r1", "secp384r1", "x25519mlkem768"];
 
@@ -45,6 +48,14 @@ pub(super) fn check_listeners(r: &mut Report<'_>) {
             None
         }
     };
+    if let Workers::Count(n) = f.workers {
+        if !(1..=MAX_WORKERS).contains(&n) {
+            r.err(
+                "workers",
+                format!("{n} threads: write `auto` (one per core) or 1 to {MAX_WORKERS}"),
+            );
+        }
+    }
     let Some(admin) = &f.admin else { return };
     if let Some(text) = &admin.listen {
         if let Some(addr) = socket_addr(r, "admin.listen", text) {

@@ -812,3 +812,13 @@ fn a_cluster_binding_ttl_under_a_second_is_refused() {
     let e = fx.one_error(&format!("{cluster}500ms\n"));
     assert_at(&e, "cluster.binding_ttl", 15, 16, "at least 1s");
 }
+
+#[test]
+fn workers_must_be_at_least_one_and_not_absurd() {
+    let fx = Fixture::new();
+    assert_eq!(fx.errors(&format!("{HEADER}workers: 4\n")), Vec::new());
+    for n in ["0", "100000"] {
+        let e = fx.one_error(&format!("workers: {n}\n"));
+        assert_at(&e, "workers", 13, 10, "write `auto`");
+    }
+}
