@@ -2,8 +2,8 @@
 //! only while the agent is learning or behaving (see `State::learn`), and a `strength` in [0, 1].
 
 use super::presence::{Presence, Returns, CLONE_WINDOW_SECONDS, RETURN_HORIZON};
-use super::shape::mix;
 use super::sets::{Bloom, Recent, SmallSet};
+use super::shape::mix;
 use super::stats::{ramp, Decayed, EwStats, Ewma};
 
 /// Baselines follow drift over roughly this many requests.
@@ -450,7 +450,11 @@ impl CloneWatch {
         if self.returns.is_zero() || self.multi_homed() {
             return 0.0;
         }
-        ramp(self.returns.get(now, RETURN_HORIZON), RETURNS_LO, RETURNS_HI)
+        ramp(
+            self.returns.get(now, RETURN_HORIZON),
+            RETURNS_LO,
+            RETURNS_HI,
+        )
     }
 
     /// Recent flips, and the usual share of requests that flip.

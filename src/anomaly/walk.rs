@@ -155,7 +155,11 @@ mod tests {
         assert_eq!(walk.run(), 5, "a step of -10 is a walk too");
         assert_eq!(walk.observe(Some(60)), Some(5));
         assert_eq!(walk.run(), 1);
-        assert_eq!(walk.observe(None), Some(1), "an id that is no number ends it");
+        assert_eq!(
+            walk.observe(None),
+            Some(1),
+            "an id that is no number ends it"
+        );
         assert_eq!(walk.run(), 0);
     }
 
@@ -168,7 +172,11 @@ mod tests {
             read(&mut walk, &mut usual, &ids);
         }
         assert!(usual.longest() >= 19.0, "{}", usual.longest());
-        assert_eq!(usual.strength(25), 0.0, "a little longer than usual is no walk");
+        assert_eq!(
+            usual.strength(25),
+            0.0,
+            "a little longer than usual is no walk"
+        );
         assert!(usual.strength(60) >= 1.0, "three times its longest is");
     }
 
@@ -185,6 +193,10 @@ mod tests {
             records.observe(Some(1 + (i * 7919 + i * i) % 40));
             records.learn();
         }
-        assert!(records.judged(), "records read in no order: {}", records.in_order);
+        assert!(
+            records.judged(),
+            "records read in no order: {}",
+            records.in_order
+        );
     }
 }
