@@ -40,16 +40,7 @@ const BASE_SEEDS: [u64; 3] = [0x5eed_0001, 0x5eed_0002, 0x5eed_0003];
 const EXPECTATIONS: [(AttackKind, Expected); 9] = [
     (AttackKind::NewShapeEnumeration, Expected::Met),
     (AttackKind::KnownShapeEnumeration, Expected::Met),
-    (
-        AttackKind::IdScraping,
-        Expected::KnownGap {
-            reason: "new_objects needs a shape whose reads are usually repeats: ids from a large \
-             working set are often new to the agent anyway, and shapes whose reads are nearly \
-             always new (news, search hits, fresh artifacts) are not judged, so a scrape there \
-             at twice the agent's pace looks like its habit; mass_access only sees a fast one",
-            floor: 0.4,
-        },
-    ),
+    (AttackKind::IdScraping, Expected::Met),
     (AttackKind::ColdStart, Expected::Met),
     (AttackKind::BytesExfiltration, Expected::Met),
     (AttackKind::SlowExfiltration, Expected::Met),
@@ -57,9 +48,10 @@ const EXPECTATIONS: [(AttackKind, Expected); 9] = [
     (
         AttackKind::Clone,
         Expected::KnownGap {
-            reason: "a second address or certificate counts only when the other was in use \
-             within a few of the agent's usual gaps (at most five minutes): a thief working \
-             while an agent that works in short sessions is idle meets its stream too rarely",
+            reason: "a second holder is seen only when the two streams meet: flipping while the \
+             other address or certificate is live, or coming back to one it had left within the \
+             hour. A thief that starts while an agent that works in sessions goes idle looks like \
+             a move until the agent comes back (one bursty instance: 44 thief requests first)",
             floor: 0.93,
         },
     ),

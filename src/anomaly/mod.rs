@@ -5,7 +5,7 @@
 //! least [`MIN_LEARNING_REQUESTS`] requests) it learns, and is judged only by its peers and by
 //! absolute limits no agent's habits come near (refusals on many distinct paths). Afterwards every request
 //! gets a score in [0, 1], the noisy-OR of independent signals (rate, first uses, enumeration,
-//! denial bursts, errors, bytes out, off-hours, clone), so one strong signal suffices while
+//! denial bursts, errors, bytes out, off-hours, clone, what it reads), so one strong signal suffices while
 //! weak ones do not add up to an alarm. Baselines keep learning slowly while the score is low and
 //! freeze while it is high, so an attack is not absorbed into the agent's normal.
 //!
@@ -27,9 +27,11 @@ mod shape;
 mod state;
 mod stats;
 mod subject;
+mod sweep;
 mod tools;
 mod trackers;
 mod unfamiliar;
+mod walk;
 
 #[cfg(test)]
 mod tests;
@@ -140,6 +142,9 @@ pub enum SignalKind {
     Unfamiliar,
     NewObjects,
     RefusedPaths,
+    Sweep,
+    IdWalk,
+    Alternation,
 }
 
 impl SignalKind {
@@ -165,6 +170,9 @@ impl SignalKind {
             Self::Unfamiliar => "unfamiliar",
             Self::NewObjects => "new_objects",
             Self::RefusedPaths => "refused_paths",
+            Self::Sweep => "sweep",
+            Self::IdWalk => "id_walk",
+            Self::Alternation => "alternation",
         }
     }
 }

@@ -7,11 +7,17 @@
 //! reads are nearly always new (news, search hits, fresh artifacts) have a usual share near one
 //! and are never judged; their objects are not remembered either, so they do not crowd out the
 //! others.
+//!
+//! The same per-shape table keeps two views of a scrape that this share cannot give: how much of
+//! all the agent's requests go to new items under the shape (`sweep`), and whether the ids come
+//! in order (`walk`).
 
 use super::sets::Bloom;
 use super::shape::mix;
 use super::stats::{ramp, Decayed, EwStats, Ewma};
+use super::sweep::Sweep;
 use super::trackers::BASE_ALPHA;
+use super::walk::{UsualWalk, Walk};
 
 /// Two generations of 2048 bits: the current one takes new objects until it has taken about 280,
 /// then becomes the previous one. An object in either is known.
@@ -40,6 +46,8 @@ struct Slot {
     fast: Ewma,
     usual: EwStats,
     used: u64,
+    sweep: Sweep,
+    walk: Walk,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,22 +57,31 @@ pub(crate) struct NewObjects {
     inserted: u32,
     slots: [Slot; SLOTS],
     reads: u64,
+    /// Every request observed, for the sweep shares (wrapping).
+    requests: u32,
     lately: Decayed,
+    usual_walk: UsualWalk,
     /// The request being observed: its slot, and whether the object was new.
     pending: Option<(usize, bool)>,
+    /// A run of ids in order that the request ended, to be learned.
+    walk_ended: Option<u16>,
 }
 
 impl NewObjects {
-    /// `read`: the object an upstream handed over under `endpoint`, if the path named one.
-    pub(crate) fn observe(&mut self, endpoint: u64, read: Option<u64>, now: f64) {
+    /// `read`: the object an upstream handed over under `endpoint`, if the path named one, and its
+    /// number if its id is a plain number.
+    pub(crate) fn observe(&mut self, endpoint: u64, read: Option<(u64, Option<u64>)>, now: f64) {
         self.pending = None;
-        let Some(object) = read else { return };
+        self.walk_ended = None;
+        self.requests = self.requests.wrapping_add(1);
+        let Some((object, number)) = read else { return };
         let key = mix(endpoint ^ object.rotate_left(29));
         let new = !self.current.contains(key) && !self.previous.contains(key);
         let slot = self.slot_for(endpoint);
-        self.slots[slot]
-            .fast
-            .update(f64::from(u8::from(new)), FAST_ALPHA);
+        let s = &mut self.slots[slot];
+        s.fast.update(f64::from(u8::from(new)), FAST_ALPHA);
+        s.sweep.observe(self.requests, new);
+        self.walk_ended = s.walk.observe(number);
         if new && self.judged(slot) {
             self.lately.add(now, TAU, 1.0);
         }
@@ -135,13 +152,51 @@ impl NewObjects {
             .map_or((0.0, 0.0), |s| (s.fast.value(), s.usual.mean()))
     }
 
+    /// A sweep of the current shape: judged at a read of a never-read object.
+    pub(crate) fn sweep_strength(&self) -> f64 {
+        match self.pending {
+            Some((slot, true)) => self.slots[slot].sweep.strength(),
+            _ => 0.0,
+        }
+    }
+
+    /// The share of recent requests that read a never-read object under the current shape, and
+    /// its usual level.
+    pub(crate) fn sweep_shares(&self) -> (f64, f64) {
+        self.pending
+            .and_then(|(slot, ..)| self.slots.get(slot))
+            .map_or((0.0, 0.0), |s| s.sweep.shares())
+    }
+
+    /// A run of ids in order under the current shape, against the agent's usual longest.
+    pub(crate) fn walk_strength(&self) -> f64 {
+        match self.pending.map(|(slot, _)| &self.slots[slot].walk) {
+            Some(walk) if walk.judged() => self.usual_walk.strength(walk.run()),
+            _ => 0.0,
+        }
+    }
+
+    /// The current run of ids in order, and the usual longest.
+    pub(crate) fn walk_counts(&self) -> (f64, f64) {
+        let run = self
+            .pending
+            .map_or(0, |(slot, _)| self.slots[slot].walk.run());
+        (f64::from(run), self.usual_walk.longest())
+    }
+
     pub(crate) fn learn(&mut self) {
+        if let Some(run) = self.walk_ended.take() {
+            self.usual_walk.learn(run);
+        }
         let Some((slot, new)) = self.pending else {
             return;
         };
-        self.slots[slot]
-            .usual
-            .update(f64::from(u8::from(new)), BASE_ALPHA);
+        let s = &mut self.slots[slot];
+        s.usual.update(f64::from(u8::from(new)), BASE_ALPHA);
+        s.walk.learn();
+        if new {
+            s.sweep.learn();
+        }
     }
 }
 
@@ -153,7 +208,7 @@ mod tests {
     fn working_set(o: &mut NewObjects, from: u64, n: u64, size: u64) {
         for i in from..from + n {
             let object = (size as f64).powf((i * 7919 % 1000) as f64 / 1000.0) as u64;
-            o.observe(1, Some(object), i as f64 * 5.0);
+            o.observe(1, Some((object, None)), i as f64 * 5.0);
             o.learn();
         }
     }
@@ -165,7 +220,7 @@ mod tests {
         let mut max = 0.0f64;
         for i in 3000..6000u64 {
             let object = (200f64).powf((i * 7919 % 1000) as f64 / 1000.0) as u64;
-            o.observe(1, Some(object), i as f64 * 5.0);
+            o.observe(1, Some((object, None)), i as f64 * 5.0);
             max = max.max(o.strength(i as f64 * 5.0));
             o.learn();
         }
@@ -179,7 +234,7 @@ mod tests {
         let mut hit = None;
         for k in 0..30u64 {
             let t = 15_000.0 + k as f64 * 10.0;
-            o.observe(1, Some(10_000 + k), t);
+            o.observe(1, Some((10_000 + k, None)), t);
             if o.strength(t) > 0.9 {
                 hit.get_or_insert(k);
             }
@@ -191,7 +246,7 @@ mod tests {
     fn fresh_shapes_are_not_judged() {
         let mut o = NewObjects::default();
         for i in 0..2000u64 {
-            o.observe(2, Some(1_000_000 + i), i as f64);
+            o.observe(2, Some((1_000_000 + i, None)), i as f64);
             assert_eq!(o.strength(i as f64), 0.0);
             o.learn();
         }

@@ -94,6 +94,11 @@ pub(crate) fn detail(s: &Signal) -> String {
             num(v),
             percent(b)
         ),
+        SignalKind::Alternation => format!(
+            "came back {} times within the hour to a source address or certificate it had left for another (latest from {subject}); a move or a renewal never goes back; usually {} of requests",
+            num(v),
+            percent(b)
+        ),
         SignalKind::NewTool if v > 1.5 => format!(
             "first call of tool {subject}; {} tools never used before called lately",
             num(v)
@@ -109,6 +114,8 @@ pub(crate) fn detail(s: &Signal) -> String {
         | SignalKind::NotFound
         | SignalKind::Unfamiliar
         | SignalKind::NewObjects
+        | SignalKind::Sweep
+        | SignalKind::IdWalk
         | SignalKind::RefusedPaths => what_it_read(s),
         SignalKind::ToolRate => format!("tool calls {}/s vs usual {}/s", num(v), num(b)),
         SignalKind::ToolDenials => format!(
@@ -149,6 +156,16 @@ fn what_it_read(s: &Signal) -> String {
             "{} of recent reads under {subject} named items it had never read vs usual {}",
             percent(v),
             percent(b)
+        ),
+        SignalKind::Sweep => format!(
+            "{} of its recent requests read items under {subject} it had never read vs usual {} when it reads a new one there",
+            percent(v),
+            percent(b)
+        ),
+        SignalKind::IdWalk => format!(
+            "read {} items in a row under {subject} whose ids step evenly (like 41, 42, 43); its longest such run is usually {}",
+            num(v),
+            num(b)
         ),
         SignalKind::RefusedPaths => format!(
             "refused by policy on {} distinct paths lately ({} of recent requests) before it has a baseline of its own",

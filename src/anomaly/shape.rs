@@ -74,15 +74,27 @@ pub(crate) fn hash_str(domain: u8, s: &str) -> u64 {
 /// Hash of the path's shape: its first [`SHAPE_SEGMENTS`] non-empty segments, identifiers folded
 /// to one token, plus whether deeper segments follow. A query string, if any, is ignored.
 pub fn path_shape(path: &str) -> u64 {
-    shape_and_object(path).0
+    shape_and_object(path).shape
 }
 
-/// The path's shape, and the object it names: a hash of the identifiers the shape folded, `None`
-/// when it folded none (a collection, a fixed name).
-pub(crate) fn shape_and_object(path: &str) -> (u64, Option<u64>) {
+/// What a path names, as the engine keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PathKey {
+    pub(crate) shape: u64,
+    /// A hash of the identifiers the shape folded, `None` when it folded none (a collection, a
+    /// fixed name).
+    pub(crate) object: Option<u64>,
+    /// The value of the last folded identifier when it is a plain number (up to 19 digits): ids
+    /// read in order show as numbers in order.
+    pub(crate) number: Option<u64>,
+}
+
+/// The path's shape, the object it names and that object's number, if it is one.
+pub(crate) fn shape_and_object(path: &str) -> PathKey {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let mut h = Hasher::new(b'p');
     let mut object: Option<Hasher> = None;
+    let mut number = None;
     let mut segments = path.split('/').filter(|s| !s.is_empty());
     for segment in segments.by_ref().take(SHAPE_SEGMENTS) {
         h.byte(SEP_TAG);
@@ -91,6 +103,9 @@ pub(crate) fn shape_and_object(path: &str) -> (u64, Option<u64>) {
             object
                 .get_or_insert_with(|| Hasher::new(b'o'))
                 .bytes(segment.as_bytes());
+            number = (is_number(segment) && segment.len() <= 19)
+                .then(|| segment.parse().ok())
+                .flatten();
         } else {
             h.bytes(segment.as_bytes());
         }
@@ -98,7 +113,11 @@ pub(crate) fn shape_and_object(path: &str) -> (u64, Option<u64>) {
     if segments.next().is_some() {
         h.byte(MORE_TAG);
     }
-    (h.finish(), object.map(Hasher::finish))
+    PathKey {
+        shape: h.finish(),
+        object: object.map(Hasher::finish),
+        number,
+    }
 }
 
 /// Whether a segment names one object among many rather than a kind of object.
@@ -176,12 +195,23 @@ mod tests {
 
     #[test]
     fn objects_are_the_folded_ids() {
-        let (shape, a) = shape_and_object("/inventory/items/42");
-        assert_eq!(shape, path_shape("/inventory/items/42"));
-        assert!(a.is_some());
-        assert_ne!(a, shape_and_object("/inventory/items/43").1);
-        assert_eq!(a, shape_and_object("/inventory/items/42?x=1").1);
-        assert_eq!(shape_and_object("/inventory/items").1, None);
+        let key = shape_and_object("/inventory/items/42");
+        assert_eq!(key.shape, path_shape("/inventory/items/42"));
+        assert!(key.object.is_some());
+        assert_eq!(key.number, Some(42));
+        assert_ne!(key.object, shape_and_object("/inventory/items/43").object);
+        assert_eq!(key, shape_and_object("/inventory/items/42?x=1"));
+        assert_eq!(shape_and_object("/inventory/items").object, None);
+        assert_eq!(
+            shape_and_object("/inventory/items/3f2b1c9d0a").number,
+            None,
+            "only plain numbers have a number"
+        );
+        assert_eq!(
+            shape_and_object("/inventory/items/123456789012345678901").number,
+            None,
+            "too long for a number"
+        );
     }
 
     #[test]

@@ -209,7 +209,8 @@ impl State {
             .then_some(keys.object)
             .flatten();
         self.mass.observe(keys.endpoint, read, now);
-        self.objects.observe(keys.endpoint, read, now);
+        self.objects
+            .observe(keys.endpoint, read.map(|o| (o, keys.number)), now);
         self.sequence
             .observe(keys.endpoint, !self.novelty.new_endpoint);
         // On an MCP route the tool is what the endpoint is elsewhere.
@@ -258,6 +259,10 @@ impl State {
         // rate (or tool denials and all denials) measure one thing: it counts once, under the
         // name of the stronger.
         let (rate, tool_rate) = stronger_of(self.rate.strength(), self.tools.rate_strength());
+        // Flipping while the other address is live and coming back to one it had left are two
+        // views of one thing: a second holder of the identity.
+        let (clone, alternation) =
+            stronger_of(self.clone.strength(now), self.clone.return_strength(now));
         let (denials, tool_denials) = stronger_of(
             self.denials.strength(now, &DENIALS),
             self.tools.denial_strength(now),
@@ -282,13 +287,16 @@ impl State {
             (SignalKind::NotFound, self.not_found.strength(now)),
             (SignalKind::BytesOut, self.bytes.strength()),
             (SignalKind::OffHours, off_hours),
-            (SignalKind::Clone, self.clone.strength(now)),
+            (SignalKind::Clone, clone),
+            (SignalKind::Alternation, alternation),
             (SignalKind::NewTool, self.tools.new_tool_strength(now)),
             (SignalKind::ToolBurst, self.tools.burst_strength()),
             (SignalKind::ToolRate, tool_rate),
             (SignalKind::ToolDenials, tool_denials),
             (SignalKind::MassAccess, self.mass.strength()),
             (SignalKind::NewObjects, self.objects.strength(now)),
+            (SignalKind::Sweep, self.objects.sweep_strength()),
+            (SignalKind::IdWalk, self.objects.walk_strength()),
             (SignalKind::NewSequence, self.sequence.strength()),
             (SignalKind::Unfamiliar, self.unfamiliar.strength()),
         ]
@@ -343,12 +351,15 @@ impl State {
                 .share(obs.hour_of_week, history)
                 .map_or((0.0, 0.0), |s| (s.share, s.even)),
             SignalKind::Clone => self.clone.counts(now),
+            SignalKind::Alternation => self.clone.return_counts(now),
             SignalKind::NewTool => self.tools.new_counts(now),
             SignalKind::ToolBurst => self.tools.distinct_counts(),
             SignalKind::ToolRate => self.tools.rates(),
             SignalKind::ToolDenials => self.tools.denial_shares(),
             SignalKind::MassAccess => self.mass.report(),
             SignalKind::NewObjects => self.objects.shares(),
+            SignalKind::Sweep => self.objects.sweep_shares(),
+            SignalKind::IdWalk => self.objects.walk_counts(),
             SignalKind::NewSequence => self.sequence.counts(),
             SignalKind::RefusedPaths => (self.refusals.count(now), self.denials.shares().0),
             SignalKind::Unfamiliar => self.unfamiliar.shares(),
@@ -413,7 +424,10 @@ fn subject(kind: SignalKind, obs: &Observation<'_>, ctx: &ObservationContext<'_>
         | SignalKind::Enumeration
         | SignalKind::MassAccess
         | SignalKind::NewObjects
+        | SignalKind::Sweep
+        | SignalKind::IdWalk
         | SignalKind::NotFound => Subject::path_shape(obs.path),
+        SignalKind::Alternation => Subject::source(obs.source_ip, obs.cert_serial),
         SignalKind::NewTool | SignalKind::ToolRate | SignalKind::ToolDenials => {
             ctx.tool.map(Subject::new).unwrap_or_default()
         }
@@ -456,8 +470,8 @@ fn keys(obs: &Observation<'_>, ctx: &ObservationContext<'_>) -> Keys {
     let mut endpoint = Hasher::new(b'e');
     endpoint.u64(upstream);
     endpoint.u64(method);
-    let (shape, object) = shape_and_object(obs.path);
-    endpoint.u64(shape);
+    let path = shape_and_object(obs.path);
+    endpoint.u64(path.shape);
     let mut ip = Hasher::new(b'i');
     match obs.source_ip {
         std::net::IpAddr::V4(v4) => ip.bytes(&v4.octets()),
@@ -470,6 +484,7 @@ fn keys(obs: &Observation<'_>, ctx: &ObservationContext<'_>) -> Keys {
         ip: ip.finish(),
         serial: hash_str(b's', obs.cert_serial),
         tool: ctx.tool.map(|t| hash_str(b't', t)),
-        object,
+        object: path.object,
+        number: path.number,
     }
 }

@@ -50,6 +50,14 @@ impl Subject {
         s
     }
 
+    /// Where a request came from: `203.0.113.7, certificate 5a3f…`.
+    pub fn source(ip: std::net::IpAddr, serial: &str) -> Self {
+        use std::fmt::Write as _;
+        let mut s = Self::default();
+        let _ = write!(s, "{ip}, certificate {serial}");
+        s
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -81,6 +89,13 @@ impl Subject {
         let end = len + head.len();
         self.bytes[end..end + ELLIPSIS.len()].copy_from_slice(ELLIPSIS.as_bytes());
         self.len = (end + ELLIPSIS.len()) as u8;
+    }
+}
+
+impl std::fmt::Write for Subject {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.push(text);
+        Ok(())
     }
 }
 
@@ -127,5 +142,14 @@ mod tests {
         assert!(s.as_str().ends_with('…'));
         assert!(s.as_str().len() <= CAPACITY);
         assert_eq!(Subject::new("search_docs").as_str(), "search_docs");
+    }
+
+    #[test]
+    fn a_source_names_address_and_certificate() {
+        let ip = std::net::IpAddr::from([203, 0, 113, 7]);
+        assert_eq!(
+            Subject::source(ip, "5a3f").as_str(),
+            "203.0.113.7, certificate 5a3f"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! One tracker per signal. Each has a fast side updated on every request, a baseline side updated
 //! only while the agent is learning or behaving (see `State::learn`), and a `strength` in [0, 1].
 
-use super::presence::{Presence, CLONE_WINDOW_SECONDS};
+use super::presence::{Presence, Returns, CLONE_WINDOW_SECONDS, RETURN_HORIZON};
 use super::sets::{Bloom, Recent, SmallSet};
+use super::shape::mix;
 use super::stats::{ramp, Decayed, EwStats, Ewma};
 
 /// Baselines follow drift over roughly this many requests.
@@ -284,6 +285,8 @@ pub(crate) struct Keys {
     pub(crate) tool: Option<u64>,
     /// The object the path names (its folded ids), if any.
     pub(crate) object: Option<u64>,
+    /// That object's id as a number, when it is a plain number.
+    pub(crate) number: Option<u64>,
 }
 
 pub(crate) const NEW_UPSTREAM: f64 = 0.6;
@@ -387,7 +390,12 @@ const CLONE_TAU_WINDOWS: f64 = 4.0;
 /// identity, a NAT pool): for it, a flip says nothing.
 const MULTI_HOMED_SHARE: f64 = 0.02;
 
-/// The same identity live from two source addresses or two certificates at once.
+/// Two returns to a pair left for another within about the horizon are full strength.
+const RETURNS_LO: f64 = 1.0;
+const RETURNS_HI: f64 = 2.0;
+
+/// The same identity live from two source addresses or two certificates at once, or alternating
+/// between them over the last hour.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CloneWatch {
     ips: Presence,
@@ -397,6 +405,10 @@ pub(crate) struct CloneWatch {
     tau: f64,
     base: EwStats,
     last: bool,
+    pairs: Returns,
+    returns: Decayed,
+    returns_base: EwStats,
+    returned: bool,
 }
 
 impl CloneWatch {
@@ -412,13 +424,37 @@ impl CloneWatch {
         if self.last {
             self.flips.add(now, self.tau, 1.0);
         }
+        self.returned = self
+            .pairs
+            .observe(mix(keys.ip ^ keys.serial.rotate_left(32)), now);
+        if self.returned {
+            self.returns.add(now, RETURN_HORIZON, 1.0);
+        }
+    }
+
+    /// An agent that flips or comes back this often while behaving is legitimately multi-homed.
+    fn multi_homed(&self) -> bool {
+        self.base.mean() > MULTI_HOMED_SHARE || self.returns_base.mean() > MULTI_HOMED_SHARE
     }
 
     pub(crate) fn strength(&self, now: f64) -> f64 {
-        if self.base.mean() > MULTI_HOMED_SHARE || self.flips.is_zero() {
+        if self.flips.is_zero() || self.multi_homed() {
             return 0.0;
         }
         ramp(self.flips.get(now, self.tau), 1.0, 2.5)
+    }
+
+    /// Alternation: coming back to an address and certificate it had left for another, within
+    /// the hour. A move never comes back.
+    pub(crate) fn return_strength(&self, now: f64) -> f64 {
+        if self.returns.is_zero() || self.multi_homed() {
+            return 0.0;
+        }
+        ramp(
+            self.returns.get(now, RETURN_HORIZON),
+            RETURNS_LO,
+            RETURNS_HI,
+        )
     }
 
     /// Recent flips, and the usual share of requests that flip.
@@ -426,7 +462,17 @@ impl CloneWatch {
         (self.flips.get(now, self.tau), self.base.mean())
     }
 
+    /// Recent returns, and the usual share of requests that come back.
+    pub(crate) fn return_counts(&self, now: f64) -> (f64, f64) {
+        (
+            self.returns.get(now, RETURN_HORIZON),
+            self.returns_base.mean(),
+        )
+    }
+
     pub(crate) fn learn(&mut self) {
         self.base.update(f64::from(u8::from(self.last)), BASE_ALPHA);
+        self.returns_base
+            .update(f64::from(u8::from(self.returned)), BASE_ALPHA);
     }
 }

@@ -273,6 +273,9 @@ impl Attacker {
     }
 
     /// The next never-seen id under the agent's own id-bearing shape; returns a usual answer size.
+    /// Under a numeric shape the walk reads consecutive numbers, as an enumeration of numbered
+    /// records does; UUIDs and hex ids are a hash of the object's index, so there the walk reads
+    /// ids in no order, as a scraper working through a list of ids it obtained elsewhere would.
     fn walk_ids(&mut self, agent: &Agent, req: &mut Request) -> u64 {
         let endpoint = &agent.endpoints[self.walked];
         endpoint.write_path(endpoint.unseen_object(self.sent), &mut req.path);
