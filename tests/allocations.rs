@@ -26,9 +26,9 @@ use support::upstream;
 use support::warden::{config_yaml, start_warden};
 
 /// Allocations per allowed keep-alive request (`GET /inventory/items`, 200 from the upstream).
-const ALLOWED_CEILING: f64 = 38.0;
+const ALLOWED_CEILING: f64 = 37.0;
 /// Allocations per refused keep-alive request (`GET /payroll/salaries`, 403 `no_matching_rule`).
-const REFUSED_CEILING: f64 = 27.0;
+const REFUSED_CEILING: f64 = 26.0;
 
 const WARM_UP: usize = 300;
 const MEASURED: usize = 2_000;

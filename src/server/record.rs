@@ -73,7 +73,7 @@ pub struct RequestRecord {
     /// A tool refused because its definition changed since it was pinned.
     pub pinned_tool: Option<Box<str>>,
     /// What the answer showed: set while its body streams.
-    pub rpc_seen: Arc<RpcSeen>,
+    pub rpc_seen: Option<Arc<RpcSeen>>,
 }
 
 /// What an agent-protocol answer showed, noted while its body streams.
@@ -147,7 +147,7 @@ impl RequestRecord {
             protocol: None,
             rpc: None,
             pinned_tool: None,
-            rpc_seen: Arc::default(),
+            rpc_seen: None,
             rt: rt.clone(),
             snap: snap.clone(),
         }
@@ -288,7 +288,11 @@ impl RequestRecord {
     /// The anomaly engine's signals, and `tool_changed` when a listed tool left its pin.
     fn audit_signals(&self) -> Vec<Cow<'static, str>> {
         let mut signals = self.signals.clone();
-        if self.rpc_seen.tool_changed.load(Ordering::Relaxed) {
+        if self
+            .rpc_seen
+            .as_ref()
+            .is_some_and(|s| s.tool_changed.load(Ordering::Relaxed))
+        {
             signals.push(Cow::Borrowed("tool_changed"));
         }
         signals

@@ -115,6 +115,7 @@ async fn forward_permitted(
     }
     let head =
         handshake_key(req.version(), req.method(), req.headers()).map(|_| RequestHead::of(&req));
+    let rpc = rpc_runtime(rt, &mut rec);
     let how = Forwarding {
         snap,
         request_id: &rec.request_id,
@@ -122,7 +123,7 @@ async fn forward_permitted(
         agent_header: rec.agent.as_ref().and_then(|a| a.id_header.as_ref()),
         bytes_in: rec.bytes_in.clone(),
         bodies: &conn.bodies,
-        rpc: rpc_runtime(rt, &rec),
+        rpc,
     };
     let sent = Instant::now();
     match forward(&permit, how, req).await {
@@ -179,7 +180,7 @@ pub fn refuse(mut rec: Box<RequestRecord>, refusal: Refusal, grpc: bool) -> Resp
 
 /// What the forwarder needs to follow an agent-protocol answer: the live state it writes, the
 /// agent's quarantine it watches, where it notes what it saw.
-fn rpc_runtime(rt: &Arc<Runtime>, rec: &RequestRecord) -> Option<RpcForwarding> {
+fn rpc_runtime(rt: &Arc<Runtime>, rec: &mut RequestRecord) -> Option<RpcForwarding> {
     rec.protocol?;
     let agent = rec.agent.clone();
     let clock = rt.clock.clone();
@@ -193,7 +194,7 @@ fn rpc_runtime(rt: &Arc<Runtime>, rec: &RequestRecord) -> Option<RpcForwarding> 
                 .is_none_or(|a| !a.is_quarantined(clock.now_unix_ms()))
         }),
         tool_changed: Arc::new({
-            let seen = rec.rpc_seen.clone();
+            let seen = rec.rpc_seen.get_or_insert_with(Arc::default).clone();
             move || {
                 seen.tool_changed
                     .store(true, std::sync::atomic::Ordering::Relaxed)

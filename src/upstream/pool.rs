@@ -102,16 +102,17 @@ impl Pool {
     pub(super) async fn acquire(&self, own: bool) -> Result<Lease, UpstreamError> {
         let inner = &self.inner;
         let deadline = Instant::now() + inner.wait;
+        // The common case: a connection of this worker's is idle, or there is room for one.
+        if !own {
+            let here = crate::worker::current();
+            if let Some(lease) = self.pooled(deadline, Some(here)).await? {
+                return Ok(lease);
+            }
+        }
         loop {
             // Registered before looking, so a return between the look and the wait is not lost.
             let mut returned = pin!(inner.returned.notified());
             returned.as_mut().enable();
-            let here = crate::worker::current();
-            if !own {
-                if let Some(lease) = self.pooled(deadline, Some(here)).await? {
-                    return Ok(lease);
-                }
-            }
             if let Ok(permit) = inner.permits.clone().try_acquire_owned() {
                 return self.open(permit, own, deadline).await;
             }
