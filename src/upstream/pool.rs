@@ -101,10 +101,15 @@ impl Pool {
     /// that is closed after the request (a body on GET/HEAD/OPTIONS).
     pub(super) async fn acquire(&self, own: bool) -> Result<Lease, UpstreamError> {
         let inner = &self.inner;
-        let deadline = Instant::now() + inner.wait;
-        // The common case: a connection of this worker's is idle, or there is room for one.
+        let here = crate::worker::current();
+        // The common case, with no clock and no timer: one of this worker's connections is ready.
         if !own {
-            let here = crate::worker::current();
+            if let Some(lease) = inner.ready_idle(here) {
+                return Ok(lease);
+            }
+        }
+        let deadline = Instant::now() + inner.wait;
+        if !own {
             if let Some(lease) = self.pooled(deadline, Some(here)).await? {
                 return Ok(lease);
             }
@@ -204,6 +209,31 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock leaves lists that are still consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Worker `home`'s most recently used idle HTTP/1.1 connection, when it is ready for a request
+    /// now; one whose task has not yet seen the end of its last exchange goes back.
+    fn ready_idle(self: &Arc<Self>, home: usize) -> Option<Lease> {
+        if self.http2 {
+            return None;
+        }
+        let mut idle = self.pop_idle(Some(home))?;
+        if !idle.sender.is_ready() {
+            let mut state = self.lock();
+            if let Some(list) = state.idle.get_mut(home) {
+                list.push_back(idle);
+            }
+            return None;
+        }
+        idle.counted.set(ConnState::Busy);
+        let kind = LeaseKind::H1 {
+            sender: idle.sender,
+            counted: idle.counted,
+            reused: true,
+            own: false,
+            home: idle.home,
+        };
+        Some(Lease::new(kind, self.clone()))
     }
 
     /// The most recently used idle HTTP/1.1 connection that is still open: worker `home`'s, or
