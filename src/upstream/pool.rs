@@ -157,15 +157,7 @@ impl Pool {
         while let Some(mut idle) = self.inner.pop_idle(home) {
             // The connection task may not have seen the end of the last response yet.
             if let Ok(Ok(())) = tokio::time::timeout_at(deadline, idle.sender.ready()).await {
-                idle.counted.set(ConnState::Busy);
-                let kind = LeaseKind::H1 {
-                    sender: idle.sender,
-                    counted: idle.counted,
-                    reused: true,
-                    own: false,
-                    home: idle.home,
-                };
-                return Ok(Some(Lease::new(kind, self.inner.clone())));
+                return Ok(Some(self.inner.reuse(idle)));
             }
         }
         Ok(None)
@@ -217,7 +209,7 @@ impl Inner {
         if self.http2 {
             return None;
         }
-        let mut idle = self.pop_idle(Some(home))?;
+        let idle = self.pop_idle(Some(home))?;
         if !idle.sender.is_ready() {
             let mut state = self.lock();
             if let Some(list) = state.idle.get_mut(home) {
@@ -225,6 +217,11 @@ impl Inner {
             }
             return None;
         }
+        Some(self.reuse(idle))
+    }
+
+    /// The lease on an idle connection that is ready for a request.
+    fn reuse(self: &Arc<Self>, mut idle: IdleH1) -> Lease {
         idle.counted.set(ConnState::Busy);
         let kind = LeaseKind::H1 {
             sender: idle.sender,
@@ -233,7 +230,7 @@ impl Inner {
             own: false,
             home: idle.home,
         };
-        Some(Lease::new(kind, self.clone()))
+        Lease::new(kind, self.clone())
     }
 
     /// The most recently used idle HTTP/1.1 connection that is still open: worker `home`'s, or
