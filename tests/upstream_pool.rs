@@ -368,3 +368,85 @@ async fn a_get_body_gets_a_connection_of_its_own_and_cannot_smuggle_a_request() 
     assert_eq!(conn_of("/next"), conn_of("/warm"));
     assert_eq!(conn_of("/last"), conn_of("/warm"));
 }
+
+/// Sends `n` GETs one after another from a new thread marked as worker `index`, on a runtime of
+/// its own that lives on (running the connections it opened) until `stop` is sent.
+fn worker_sends(
+    pool: std::sync::Arc<warden::upstream::Upstream>,
+    index: usize,
+    n: usize,
+    stop: std::sync::mpsc::Receiver<()>,
+) -> std::sync::mpsc::Receiver<Vec<u16>> {
+    let (done, statuses) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        warden::worker::enter(index);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            let mut got = Vec::new();
+            for _ in 0..n {
+                let uri = pool
+                    .uri_for(&http::uri::PathAndQuery::from_static("/x"))
+                    .unwrap();
+                let body = Full::new(Bytes::new()).map_err(|e| match e {}).boxed();
+                let req = Request::get(uri).body(body).unwrap();
+                let resp = pool.send(req, Duration::from_secs(5)).await.unwrap();
+                got.push(resp.status().as_u16());
+                resp.into_body().collect().await.unwrap();
+            }
+            got
+        });
+        done.send(got).unwrap();
+        // The connections this worker opened run here until the test is over.
+        rt.block_on(async {
+            while stop.try_recv().is_err() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+    });
+    statuses
+}
+
+#[tokio::test]
+async fn each_worker_reuses_its_own_connections_and_borrows_anothers_only_at_the_cap() {
+    for (max, connections) in [(4, 2), (1, 1)] {
+        let up = upstream::start().await;
+        let settings = warden::upstream::UpstreamSettings {
+            url: up.url(),
+            tls: None,
+            connect_timeout: None,
+            timeout: None,
+            max_connections: Some(max),
+            idle_timeout: None,
+            http2: false,
+            bodies_on_get: false,
+        };
+        let pool = warden::upstream::Upstream::build("api", &settings, None, None).unwrap();
+        let (stop0, stopped0) = std::sync::mpsc::channel();
+        let (stop1, stopped1) = std::sync::mpsc::channel();
+        let first = worker_sends(pool.clone(), 0, 3, stopped0);
+        let first = tokio::task::spawn_blocking(move || first.recv().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(first, [200; 3]);
+        assert_eq!(
+            up.connection_count(),
+            1,
+            "worker 0 reused its one connection"
+        );
+        let second = worker_sends(pool.clone(), 1, 3, stopped1);
+        let second = tokio::task::spawn_blocking(move || second.recv().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(second, [200; 3]);
+        assert_eq!(
+            up.connection_count(),
+            connections,
+            "max_connections {max}: worker 1 opens its own connection while there is room, \
+             and borrows worker 0's at the cap"
+        );
+        let _ = (stop0.send(()), stop1.send(()));
+    }
+}
