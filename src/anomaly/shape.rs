@@ -90,27 +90,46 @@ pub(crate) struct PathKey {
 }
 
 /// The path's shape, the object it names and that object's number, if it is one.
+///
+/// One pass over the bytes: the separators (`/`, `?`, `#`) are ASCII, so a byte search finds
+/// exactly what a search by characters would, and each segment is classified in a single scan.
 pub(crate) fn shape_and_object(path: &str) -> PathKey {
-    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let bytes = path.as_bytes();
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(bytes.len());
+    let mut rest = &bytes[..end];
     let mut h = Hasher::new(b'p');
     let mut object: Option<Hasher> = None;
     let mut number = None;
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
-    for segment in segments.by_ref().take(SHAPE_SEGMENTS) {
+    let mut taken = 0;
+    let mut more = false;
+    while !rest.is_empty() {
+        let cut = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let segment = &rest[..cut];
+        rest = rest.get(cut + 1..).unwrap_or_default();
+        if segment.is_empty() {
+            continue;
+        }
+        if taken == SHAPE_SEGMENTS {
+            more = true;
+            break;
+        }
+        taken += 1;
         h.byte(SEP_TAG);
-        if is_identifier(segment) {
+        let class = Class::of(segment);
+        if class.identifier(segment) {
             h.byte(ID_TAG);
             object
                 .get_or_insert_with(|| Hasher::new(b'o'))
-                .bytes(segment.as_bytes());
-            number = (is_number(segment) && segment.len() <= 19)
-                .then(|| segment.parse().ok())
-                .flatten();
+                .bytes(segment);
+            number = (class.number(segment) && segment.len() <= 19).then(|| parse_digits(segment));
         } else {
-            h.bytes(segment.as_bytes());
+            h.bytes(segment);
         }
     }
-    if segments.next().is_some() {
+    if more {
         h.byte(MORE_TAG);
     }
     PathKey {
@@ -120,21 +139,72 @@ pub(crate) fn shape_and_object(path: &str) -> PathKey {
     }
 }
 
-/// Whether a segment names one object among many rather than a kind of object.
+/// The value of up to 19 ASCII digits (always within a `u64`).
+fn parse_digits(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
+}
+
+/// What one scan of a segment tells about its bytes.
+#[derive(Debug, Clone, Copy)]
+struct Class {
+    all_digits: bool,
+    all_hex: bool,
+    /// Every byte is of the token alphabet (alphanumerics and `-_=+.`).
+    all_token: bool,
+    digits: usize,
+    upper: bool,
+    lower: bool,
+}
+
+impl Class {
+    fn of(s: &[u8]) -> Self {
+        let mut c = Self {
+            all_digits: true,
+            all_hex: true,
+            all_token: true,
+            digits: 0,
+            upper: false,
+            lower: false,
+        };
+        for &b in s {
+            let digit = b.is_ascii_digit();
+            c.digits += usize::from(digit);
+            c.all_digits &= digit;
+            c.all_hex &= b.is_ascii_hexdigit();
+            c.upper |= b.is_ascii_uppercase();
+            c.lower |= b.is_ascii_lowercase();
+            c.all_token &=
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'.');
+        }
+        c
+    }
+
+    fn number(&self, s: &[u8]) -> bool {
+        !s.is_empty() && self.all_digits
+    }
+
+    /// The rules of [`is_identifier`], from one scan.
+    fn identifier(&self, s: &[u8]) -> bool {
+        self.number(s)
+            || is_uuid(s)
+            || (s.len() >= 8 && self.all_hex)
+            || (s.len() >= 16 && self.all_token && (self.digits > 0 || (self.upper && self.lower)))
+            || (self.digits >= 3 && self.digits * 2 >= s.len())
+    }
+}
+
+/// Whether a segment names one object among many rather than a kind of object: a number, a
+/// UUID, a hex digest or object id of 8 characters or more, a long base64/base64url token (a long
+/// word-like slug, lower case and dashes only, is kept as it is: those name kinds of things as
+/// often as instances), or mostly digits (dates, invoice numbers: `2024-01-31`, `INV-20240101`).
 pub fn is_identifier(segment: &str) -> bool {
-    is_number(segment)
-        || is_uuid(segment)
-        || is_hex_hash(segment)
-        || is_token(segment)
-        || is_mostly_digits(segment)
+    let s = segment.as_bytes();
+    Class::of(s).identifier(s)
 }
 
-fn is_number(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
+fn is_uuid(b: &[u8]) -> bool {
     b.len() == 36
         && b.iter().enumerate().all(|(i, c)| match i {
             8 | 13 | 18 | 23 => *c == b'-',
@@ -142,37 +212,113 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
-/// Hex digests and object ids (git, Mongo, truncated SHA) of 8 characters or more.
-fn is_hex_hash(s: &str) -> bool {
-    s.len() >= 8 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Long base64/base64url tokens. A long word-like slug (lower case and dashes only) is kept as it
-/// is: those name kinds of things as often as instances.
-fn is_token(s: &str) -> bool {
-    if s.len() < 16 {
-        return false;
-    }
-    let alphabet =
-        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'.');
-    if !s.bytes().all(alphabet) {
-        return false;
-    }
-    let digit = s.bytes().any(|b| b.is_ascii_digit());
-    let upper = s.bytes().any(|b| b.is_ascii_uppercase());
-    let lower = s.bytes().any(|b| b.is_ascii_lowercase());
-    digit || (upper && lower)
-}
-
-/// Dates, invoice numbers and the like: `2024-01-31`, `INV-20240101`.
-fn is_mostly_digits(s: &str) -> bool {
-    let digits = s.bytes().filter(u8::is_ascii_digit).count();
-    digits >= 3 && digits * 2 >= s.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rules as first written, by characters and one scan per rule: the one-pass version
+    /// must agree with them on every path.
+    fn reference(path: &str) -> PathKey {
+        fn number(s: &str) -> bool {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+        }
+        fn identifier(s: &str) -> bool {
+            let token = s.len() >= 16
+                && s.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'.')
+                })
+                && (s.bytes().any(|b| b.is_ascii_digit())
+                    || (s.bytes().any(|b| b.is_ascii_uppercase())
+                        && s.bytes().any(|b| b.is_ascii_lowercase())));
+            let digits = s.bytes().filter(u8::is_ascii_digit).count();
+            number(s)
+                || is_uuid(s.as_bytes())
+                || (s.len() >= 8 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                || token
+                || (digits >= 3 && digits * 2 >= s.len())
+        }
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let mut h = Hasher::new(b'p');
+        let mut object: Option<Hasher> = None;
+        let mut n = None;
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        for segment in segments.by_ref().take(SHAPE_SEGMENTS) {
+            h.byte(SEP_TAG);
+            if identifier(segment) {
+                h.byte(ID_TAG);
+                object
+                    .get_or_insert_with(|| Hasher::new(b'o'))
+                    .bytes(segment.as_bytes());
+                n = (number(segment) && segment.len() <= 19)
+                    .then(|| segment.parse().ok())
+                    .flatten();
+            } else {
+                h.bytes(segment.as_bytes());
+            }
+        }
+        if segments.next().is_some() {
+            h.byte(MORE_TAG);
+        }
+        PathKey {
+            shape: h.finish(),
+            object: object.map(Hasher::finish),
+            number: n,
+        }
+    }
+
+    #[test]
+    fn one_pass_agrees_with_the_rules() {
+        let segments = [
+            "",
+            "inventory",
+            "items",
+            "42",
+            "0",
+            "0042",
+            "9999999999999999999",
+            "18446744073709551615",
+            "123456789012345678901",
+            "deadbeef",
+            "cafe",
+            "DEADBEEF",
+            "3f2b1c9d0a",
+            "123e4567-e89b-12d3-a456-426614174000",
+            "123e4567-e89b-12d3-a456-42661417400g",
+            "dGhpcyBpcyBhIHRva2Vu9x",
+            "a-long-article-slug-here",
+            "ALongMixedCaseTokenHere",
+            "2024-01-31",
+            "INV-20240101",
+            "v2",
+            "ab12",
+            "é42",
+            "naïve-téxt-ünïcode-42",
+            "users",
+            "x?y",
+            "x#y",
+            "a.b.c.d.e.f.g.h.1",
+        ];
+        let mut paths = Vec::new();
+        for a in segments {
+            for b in segments {
+                for sep in ["/", "//", "/x/", "/12/"] {
+                    paths.push(format!("/{a}{sep}{b}"));
+                    paths.push(format!("{a}/{b}{sep}{a}/tail?q={b}"));
+                    paths.push(format!("/inventory/{a}{sep}{b}#frag"));
+                }
+            }
+        }
+        for path in &paths {
+            assert_eq!(shape_and_object(path), reference(path), "{path}");
+        }
+        for segment in segments
+            .iter()
+            .filter(|s| !s.is_empty() && !s.contains(['?', '#']))
+        {
+            let by_rules = reference(&format!("/{segment}")).object.is_some();
+            assert_eq!(is_identifier(segment), by_rules, "{segment}");
+        }
+    }
 
     #[test]
     fn ids_fold_to_one_shape() {
