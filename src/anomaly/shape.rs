@@ -91,43 +91,49 @@ pub(crate) struct PathKey {
 
 /// The path's shape, the object it names and that object's number, if it is one.
 ///
-/// One pass over the bytes: the separators (`/`, `?`, `#`) are ASCII, so a byte search finds
-/// exactly what a search by characters would, and each segment is classified in a single scan.
+/// One pass over the bytes with a table of byte classes: the separators (`/`, `?`, `#`) are
+/// ASCII, so a byte search finds exactly what a search by characters would, and the identifier
+/// rules need only what the same pass gathers about each segment.
 pub(crate) fn shape_and_object(path: &str) -> PathKey {
     let bytes = path.as_bytes();
-    let end = bytes
-        .iter()
-        .position(|&b| b == b'?' || b == b'#')
-        .unwrap_or(bytes.len());
-    let mut rest = &bytes[..end];
     let mut h = Hasher::new(b'p');
     let mut object: Option<Hasher> = None;
     let mut number = None;
     let mut taken = 0;
     let mut more = false;
-    while !rest.is_empty() {
-        let cut = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-        let segment = &rest[..cut];
-        rest = rest.get(cut + 1..).unwrap_or_default();
-        if segment.is_empty() {
-            continue;
-        }
-        if taken == SHAPE_SEGMENTS {
-            more = true;
-            break;
-        }
-        taken += 1;
-        h.byte(SEP_TAG);
-        let class = Class::of(segment);
-        if class.identifier(segment) {
-            h.byte(ID_TAG);
-            object
-                .get_or_insert_with(|| Hasher::new(b'o'))
-                .bytes(segment);
-            number = (class.number(segment) && segment.len() <= 19).then(|| parse_digits(segment));
+    let mut start = 0;
+    let mut class = Class::EMPTY;
+    let mut i = 0;
+    loop {
+        let c = bytes.get(i).map_or(END, |&b| CLASSES[usize::from(b)]);
+        if c & (SLASH | END) == 0 {
+            if taken == SHAPE_SEGMENTS {
+                more = true;
+                break;
+            }
+            class.add(c);
         } else {
-            h.bytes(segment);
+            if i > start {
+                let segment = &bytes[start..i];
+                taken += 1;
+                h.byte(SEP_TAG);
+                if class.identifier(segment) {
+                    h.byte(ID_TAG);
+                    object
+                        .get_or_insert_with(|| Hasher::new(b'o'))
+                        .bytes(segment);
+                    number = (class.number() && segment.len() <= 19).then(|| parse_digits(segment));
+                } else {
+                    h.bytes(segment);
+                }
+            }
+            if c & END != 0 {
+                break;
+            }
+            start = i + 1;
+            class = Class::EMPTY;
         }
+        i += 1;
     }
     if more {
         h.byte(MORE_TAG);
@@ -146,51 +152,92 @@ fn parse_digits(digits: &[u8]) -> u64 {
         .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
 }
 
-/// What one scan of a segment tells about its bytes.
+const DIGIT: u8 = 1;
+const HEX: u8 = 2;
+/// Of the token alphabet: alphanumerics and `-_=+.`.
+const TOKEN: u8 = 4;
+const UPPER: u8 = 8;
+const LOWER: u8 = 16;
+const SLASH: u8 = 32;
+/// `?`, `#` and the end of the path: the shape ends there.
+const END: u8 = 64;
+
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut class = 0;
+        if c.is_ascii_digit() {
+            class |= DIGIT;
+        }
+        if c.is_ascii_hexdigit() {
+            class |= HEX;
+        }
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'=' | b'+' | b'.') {
+            class |= TOKEN;
+        }
+        if c.is_ascii_uppercase() {
+            class |= UPPER;
+        }
+        if c.is_ascii_lowercase() {
+            class |= LOWER;
+        }
+        if c == b'/' {
+            class |= SLASH;
+        }
+        if c == b'?' || c == b'#' {
+            class |= END;
+        }
+        t[b] = class;
+        b += 1;
+    }
+    t
+};
+
+/// What one scan of a (non-empty) segment tells about its bytes: the classes all of them have,
+/// the classes any of them has, and how many are digits.
 #[derive(Debug, Clone, Copy)]
 struct Class {
-    all_digits: bool,
-    all_hex: bool,
-    /// Every byte is of the token alphabet (alphanumerics and `-_=+.`).
-    all_token: bool,
+    all: u8,
+    any: u8,
     digits: usize,
-    upper: bool,
-    lower: bool,
 }
 
 impl Class {
+    const EMPTY: Self = Self {
+        all: u8::MAX,
+        any: 0,
+        digits: 0,
+    };
+
     fn of(s: &[u8]) -> Self {
-        let mut c = Self {
-            all_digits: true,
-            all_hex: true,
-            all_token: true,
-            digits: 0,
-            upper: false,
-            lower: false,
-        };
+        let mut c = Self::EMPTY;
         for &b in s {
-            let digit = b.is_ascii_digit();
-            c.digits += usize::from(digit);
-            c.all_digits &= digit;
-            c.all_hex &= b.is_ascii_hexdigit();
-            c.upper |= b.is_ascii_uppercase();
-            c.lower |= b.is_ascii_lowercase();
-            c.all_token &=
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'.');
+            c.add(CLASSES[usize::from(b)]);
         }
         c
     }
 
-    fn number(&self, s: &[u8]) -> bool {
-        !s.is_empty() && self.all_digits
+    fn add(&mut self, class: u8) {
+        self.all &= class;
+        self.any |= class;
+        self.digits += usize::from(class & DIGIT);
     }
 
-    /// The rules of [`is_identifier`], from one scan.
+    fn number(&self) -> bool {
+        self.all & DIGIT != 0
+    }
+
+    /// The rules of [`is_identifier`], from one scan of a non-empty segment.
     fn identifier(&self, s: &[u8]) -> bool {
-        self.number(s)
+        let token = s.len() >= 16
+            && self.all & TOKEN != 0
+            && (self.any & DIGIT != 0 || self.any & (UPPER | LOWER) == UPPER | LOWER);
+        self.number()
             || is_uuid(s)
-            || (s.len() >= 8 && self.all_hex)
-            || (s.len() >= 16 && self.all_token && (self.digits > 0 || (self.upper && self.lower)))
+            || (s.len() >= 8 && self.all & HEX != 0)
+            || token
             || (self.digits >= 3 && self.digits * 2 >= s.len())
     }
 }
@@ -201,7 +248,7 @@ impl Class {
 /// often as instances), or mostly digits (dates, invoice numbers: `2024-01-31`, `INV-20240101`).
 pub fn is_identifier(segment: &str) -> bool {
     let s = segment.as_bytes();
-    Class::of(s).identifier(s)
+    !s.is_empty() && Class::of(s).identifier(s)
 }
 
 fn is_uuid(b: &[u8]) -> bool {
