@@ -20,20 +20,23 @@ const SLOTS: usize = 8;
 /// usual largest count under any shape stands in.
 const MIN_WINDOWS: u32 = 5;
 
+/// The shapes in use, one array per field: every request that names an object scans the shapes
+/// (one line) and every new window resets the counts (two lines), while the usual counts are
+/// touched only for the shape at hand and when a window closes.
 #[derive(Debug, Clone, Copy, Default)]
-struct ShapeSlot {
-    endpoint: u64,
-    in_use: bool,
+struct Shapes {
+    endpoint: [u64; SLOTS],
+    last_window: [i64; SLOTS],
     /// Estimated distinct objects this window and the one before.
-    count: f64,
-    previous: f64,
-    usual: EwStats,
-    last_window: i64,
+    count: [f64; SLOTS],
+    previous: [f64; SLOTS],
+    usual: [EwStats; SLOTS],
+    in_use: [bool; SLOTS],
 }
 
-impl ShapeSlot {
-    fn estimate(&self, into_window: f64) -> f64 {
-        self.count + self.previous * (1.0 - into_window)
+impl Shapes {
+    fn estimate(&self, slot: usize, into_window: f64) -> f64 {
+        self.count[slot] + self.previous[slot] * (1.0 - into_window)
     }
 }
 
@@ -43,7 +46,7 @@ pub(crate) struct MassAccess {
     sketch_fill: u32,
     window: i64,
     into_window: f64,
-    slots: [ShapeSlot; SLOTS],
+    slots: Shapes,
     /// The usual largest count under any one shape in a window: the yardstick for a shape the
     /// agent has no history of.
     largest: EwStats,
@@ -76,7 +79,7 @@ impl MassAccess {
         let fill = f64::from(self.sketch_fill) / SKETCH_BITS as f64;
         self.sketch[word] |= mask;
         self.sketch_fill += 1;
-        self.slots[slot].count += 1.0 / (1.0 - fill).max(0.05);
+        self.slots.count[slot] += 1.0 / (1.0 - fill).max(0.05);
     }
 
     fn rotate(&mut self, now: f64) {
@@ -87,10 +90,9 @@ impl MassAccess {
         }
         let adjacent = window == self.window + 1;
         self.finish_window();
-        for slot in &mut self.slots {
-            slot.previous = if adjacent { slot.count } else { 0.0 };
-            slot.count = 0.0;
-        }
+        let s = &mut self.slots;
+        s.previous = if adjacent { s.count } else { [0.0; SLOTS] };
+        s.count = [0.0; SLOTS];
         self.sketch = [0; SKETCH_WORDS];
         self.sketch_fill = 0;
         self.window = window;
@@ -103,9 +105,10 @@ impl MassAccess {
             return;
         }
         let mut largest: Option<f64> = None;
-        for slot in self.slots.iter_mut().filter(|s| s.in_use && s.count > 0.0) {
-            slot.usual.update(slot.count, BASE_ALPHA * 4.0);
-            largest = Some(largest.unwrap_or(0.0).max(slot.count));
+        let s = &mut self.slots;
+        for i in (0..SLOTS).filter(|&i| s.in_use[i] && s.count[i] > 0.0) {
+            s.usual[i].update(s.count[i], BASE_ALPHA * 4.0);
+            largest = Some(largest.unwrap_or(0.0).max(s.count[i]));
         }
         if let Some(largest) = largest {
             self.largest.update(largest, BASE_ALPHA * 4.0);
@@ -114,47 +117,42 @@ impl MassAccess {
 
     fn slot_for(&mut self, endpoint: u64) -> usize {
         let window = self.window;
-        if let Some(i) = self
-            .slots
-            .iter()
-            .position(|s| s.in_use && s.endpoint == endpoint)
-        {
-            self.slots[i].last_window = window;
+        let s = &mut self.slots;
+        if let Some(i) = (0..SLOTS).position(|i| s.in_use[i] && s.endpoint[i] == endpoint) {
+            s.last_window[i] = window;
             return i;
         }
         let mut oldest = 0;
-        for (i, s) in self.slots.iter().enumerate() {
-            if !s.in_use {
+        for i in 0..SLOTS {
+            if !s.in_use[i] {
                 oldest = i;
                 break;
             }
-            if s.last_window < self.slots[oldest].last_window {
+            if s.last_window[i] < s.last_window[oldest] {
                 oldest = i;
             }
         }
-        self.slots[oldest] = ShapeSlot {
-            endpoint,
-            in_use: true,
-            last_window: window,
-            ..ShapeSlot::default()
-        };
+        s.endpoint[oldest] = endpoint;
+        s.in_use[oldest] = true;
+        s.count[oldest] = 0.0;
+        s.previous[oldest] = 0.0;
+        s.usual[oldest] = EwStats::default();
+        s.last_window[oldest] = window;
         oldest
     }
 
-    /// The current request's shape: distinct objects lately, and the count above which reading
-    /// would be unusual (its usual count plus two deviations and one, or the agent's usual largest
-    /// count under any shape while this one has no history). `None` when there is nothing to judge.
     pub(crate) fn counts(&self) -> Option<(f64, f64)> {
-        let slot = self.slots.get(self.current?)?;
-        let usual = if slot.usual.n() >= MIN_WINDOWS {
-            slot.usual
+        let slot = self.current.filter(|&i| i < SLOTS)?;
+        let own = self.slots.usual[slot];
+        let usual = if own.n() >= MIN_WINDOWS {
+            own
         } else if self.largest.n() >= MIN_WINDOWS {
             self.largest
         } else {
             return None;
         };
         Some((
-            slot.estimate(self.into_window),
+            self.slots.estimate(slot, self.into_window),
             usual.mean() + 2.0 * usual.sd() + 1.0,
         ))
     }
@@ -169,15 +167,16 @@ impl MassAccess {
 
     /// What the operator reads: distinct objects in about a window, and the usual count.
     pub(crate) fn report(&self) -> (f64, f64) {
-        let Some(slot) = self.current.and_then(|i| self.slots.get(i)) else {
+        let Some(slot) = self.current.filter(|&i| i < SLOTS) else {
             return (0.0, 0.0);
         };
-        let usual = if slot.usual.n() >= MIN_WINDOWS {
-            slot.usual.mean()
+        let own = self.slots.usual[slot];
+        let usual = if own.n() >= MIN_WINDOWS {
+            own.mean()
         } else {
             self.largest.mean()
         };
-        (slot.estimate(self.into_window), usual)
+        (self.slots.estimate(slot, self.into_window), usual)
     }
 
     pub(crate) fn learn(&mut self) {
@@ -196,8 +195,12 @@ mod tests {
             m.observe(1, Some(i), 0.5 + f64::from(i as u32) * 0.01);
             m.observe(2, Some(7), 0.5 + f64::from(i as u32) * 0.01);
         }
-        let wide = m.slots.iter().find(|s| s.endpoint == 1).map(|s| s.count);
-        let narrow = m.slots.iter().find(|s| s.endpoint == 2).map(|s| s.count);
+        let count = |e: u64| {
+            (0..SLOTS)
+                .find(|&i| m.slots.endpoint[i] == e)
+                .map(|i| m.slots.count[i])
+        };
+        let (wide, narrow) = (count(1), count(2));
         let wide = wide.unwrap_or_default();
         assert!((180.0..220.0).contains(&wide), "{wide}");
         assert!(narrow.is_some_and(|n| (n - 1.0).abs() < 0.01), "{narrow:?}");
@@ -210,10 +213,10 @@ mod tests {
             m.observe(1, Some(i), 9.0);
         }
         m.observe(1, Some(99), 10.5);
-        let slot = m.slots[0];
-        assert!((slot.previous - 20.0).abs() < 0.5, "{}", slot.previous);
-        assert!((slot.estimate(m.into_window) - 20.0).abs() < 0.5);
+        let previous = m.slots.previous[0];
+        assert!((previous - 20.0).abs() < 0.5, "{previous}");
+        assert!((m.slots.estimate(0, m.into_window) - 20.0).abs() < 0.5);
         m.observe(1, Some(100), 35.0);
-        assert_eq!(m.slots[0].previous, 0.0, "a gap of windows forgets");
+        assert_eq!(m.slots.previous[0], 0.0, "a gap of windows forgets");
     }
 }

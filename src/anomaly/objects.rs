@@ -42,10 +42,8 @@ const COUNT_HI: f64 = 10.0;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    endpoint: u64,
     fast: Ewma,
     usual: EwStats,
-    used: u64,
     sweep: Sweep,
     walk: Walk,
 }
@@ -55,6 +53,10 @@ pub(crate) struct NewObjects {
     current: Bloom<BLOOM_WORDS>,
     previous: Bloom<BLOOM_WORDS>,
     inserted: u32,
+    /// Each slot's shape and when it was last used (0: free), apart from the rest of the slot:
+    /// every read scans these two lines, and touches only its own slot's numbers.
+    endpoints: [u64; SLOTS],
+    used: [u64; SLOTS],
     slots: [Slot; SLOTS],
     reads: u64,
     /// Every request observed, for the sweep shares (wrapping).
@@ -113,20 +115,18 @@ impl NewObjects {
     fn slot_for(&mut self, endpoint: u64) -> usize {
         self.reads += 1;
         let mut oldest = 0;
-        for (i, s) in self.slots.iter().enumerate() {
-            if s.used > 0 && s.endpoint == endpoint {
-                self.slots[i].used = self.reads;
+        for i in 0..SLOTS {
+            if self.used[i] > 0 && self.endpoints[i] == endpoint {
+                self.used[i] = self.reads;
                 return i;
             }
-            if s.used < self.slots[oldest].used {
+            if self.used[i] < self.used[oldest] {
                 oldest = i;
             }
         }
-        self.slots[oldest] = Slot {
-            endpoint,
-            used: self.reads,
-            ..Slot::default()
-        };
+        self.slots[oldest] = Slot::default();
+        self.endpoints[oldest] = endpoint;
+        self.used[oldest] = self.reads;
         oldest
     }
 

@@ -90,27 +90,52 @@ pub(crate) struct PathKey {
 }
 
 /// The path's shape, the object it names and that object's number, if it is one.
+///
+/// One pass over the bytes with a table of byte classes: the separators (`/`, `?`, `#`) are
+/// ASCII, so a byte search finds exactly what a search by characters would, and the identifier
+/// rules need only what the same pass gathers about each segment.
 pub(crate) fn shape_and_object(path: &str) -> PathKey {
-    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let bytes = path.as_bytes();
     let mut h = Hasher::new(b'p');
     let mut object: Option<Hasher> = None;
     let mut number = None;
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
-    for segment in segments.by_ref().take(SHAPE_SEGMENTS) {
-        h.byte(SEP_TAG);
-        if is_identifier(segment) {
-            h.byte(ID_TAG);
-            object
-                .get_or_insert_with(|| Hasher::new(b'o'))
-                .bytes(segment.as_bytes());
-            number = (is_number(segment) && segment.len() <= 19)
-                .then(|| segment.parse().ok())
-                .flatten();
+    let mut taken = 0;
+    let mut more = false;
+    let mut start = 0;
+    let mut class = Class::EMPTY;
+    let mut i = 0;
+    loop {
+        let c = bytes.get(i).map_or(END, |&b| CLASSES[usize::from(b)]);
+        if c & (SLASH | END) == 0 {
+            if taken == SHAPE_SEGMENTS {
+                more = true;
+                break;
+            }
+            class.add(c);
         } else {
-            h.bytes(segment.as_bytes());
+            if i > start {
+                let segment = &bytes[start..i];
+                taken += 1;
+                h.byte(SEP_TAG);
+                if class.identifier(segment) {
+                    h.byte(ID_TAG);
+                    object
+                        .get_or_insert_with(|| Hasher::new(b'o'))
+                        .bytes(segment);
+                    number = (class.number() && segment.len() <= 19).then(|| parse_digits(segment));
+                } else {
+                    h.bytes(segment);
+                }
+            }
+            if c & END != 0 {
+                break;
+            }
+            start = i + 1;
+            class = Class::EMPTY;
         }
+        i += 1;
     }
-    if segments.next().is_some() {
+    if more {
         h.byte(MORE_TAG);
     }
     PathKey {
@@ -120,21 +145,113 @@ pub(crate) fn shape_and_object(path: &str) -> PathKey {
     }
 }
 
-/// Whether a segment names one object among many rather than a kind of object.
+/// The value of up to 19 ASCII digits (always within a `u64`).
+fn parse_digits(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
+}
+
+const DIGIT: u8 = 1;
+const HEX: u8 = 2;
+/// Of the token alphabet: alphanumerics and `-_=+.`.
+const TOKEN: u8 = 4;
+const UPPER: u8 = 8;
+const LOWER: u8 = 16;
+const SLASH: u8 = 32;
+/// `?`, `#` and the end of the path: the shape ends there.
+const END: u8 = 64;
+
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut class = 0;
+        if c.is_ascii_digit() {
+            class |= DIGIT;
+        }
+        if c.is_ascii_hexdigit() {
+            class |= HEX;
+        }
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'=' | b'+' | b'.') {
+            class |= TOKEN;
+        }
+        if c.is_ascii_uppercase() {
+            class |= UPPER;
+        }
+        if c.is_ascii_lowercase() {
+            class |= LOWER;
+        }
+        if c == b'/' {
+            class |= SLASH;
+        }
+        if c == b'?' || c == b'#' {
+            class |= END;
+        }
+        t[b] = class;
+        b += 1;
+    }
+    t
+};
+
+/// What one scan of a (non-empty) segment tells about its bytes: the classes all of them have,
+/// the classes any of them has, and how many are digits.
+#[derive(Debug, Clone, Copy)]
+struct Class {
+    all: u8,
+    any: u8,
+    digits: usize,
+}
+
+impl Class {
+    const EMPTY: Self = Self {
+        all: u8::MAX,
+        any: 0,
+        digits: 0,
+    };
+
+    fn of(s: &[u8]) -> Self {
+        let mut c = Self::EMPTY;
+        for &b in s {
+            c.add(CLASSES[usize::from(b)]);
+        }
+        c
+    }
+
+    fn add(&mut self, class: u8) {
+        self.all &= class;
+        self.any |= class;
+        self.digits += usize::from(class & DIGIT);
+    }
+
+    fn number(&self) -> bool {
+        self.all & DIGIT != 0
+    }
+
+    /// The rules of [`is_identifier`], from one scan of a non-empty segment.
+    fn identifier(&self, s: &[u8]) -> bool {
+        let token = s.len() >= 16
+            && self.all & TOKEN != 0
+            && (self.any & DIGIT != 0 || self.any & (UPPER | LOWER) == UPPER | LOWER);
+        self.number()
+            || is_uuid(s)
+            || (s.len() >= 8 && self.all & HEX != 0)
+            || token
+            || (self.digits >= 3 && self.digits * 2 >= s.len())
+    }
+}
+
+/// Whether a segment names one object among many rather than a kind of object: a number, a
+/// UUID, a hex digest or object id of 8 characters or more, a long base64/base64url token (a long
+/// word-like slug, lower case and dashes only, is kept as it is: those name kinds of things as
+/// often as instances), or mostly digits (dates, invoice numbers: `2024-01-31`, `INV-20240101`).
 pub fn is_identifier(segment: &str) -> bool {
-    is_number(segment)
-        || is_uuid(segment)
-        || is_hex_hash(segment)
-        || is_token(segment)
-        || is_mostly_digits(segment)
+    let s = segment.as_bytes();
+    !s.is_empty() && Class::of(s).identifier(s)
 }
 
-fn is_number(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
+fn is_uuid(b: &[u8]) -> bool {
     b.len() == 36
         && b.iter().enumerate().all(|(i, c)| match i {
             8 | 13 | 18 | 23 => *c == b'-',
@@ -142,37 +259,113 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
-/// Hex digests and object ids (git, Mongo, truncated SHA) of 8 characters or more.
-fn is_hex_hash(s: &str) -> bool {
-    s.len() >= 8 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Long base64/base64url tokens. A long word-like slug (lower case and dashes only) is kept as it
-/// is: those name kinds of things as often as instances.
-fn is_token(s: &str) -> bool {
-    if s.len() < 16 {
-        return false;
-    }
-    let alphabet =
-        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'.');
-    if !s.bytes().all(alphabet) {
-        return false;
-    }
-    let digit = s.bytes().any(|b| b.is_ascii_digit());
-    let upper = s.bytes().any(|b| b.is_ascii_uppercase());
-    let lower = s.bytes().any(|b| b.is_ascii_lowercase());
-    digit || (upper && lower)
-}
-
-/// Dates, invoice numbers and the like: `2024-01-31`, `INV-20240101`.
-fn is_mostly_digits(s: &str) -> bool {
-    let digits = s.bytes().filter(u8::is_ascii_digit).count();
-    digits >= 3 && digits * 2 >= s.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rules as first written, by characters and one scan per rule: the one-pass version
+    /// must agree with them on every path.
+    fn reference(path: &str) -> PathKey {
+        fn number(s: &str) -> bool {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+        }
+        fn identifier(s: &str) -> bool {
+            let token = s.len() >= 16
+                && s.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'.')
+                })
+                && (s.bytes().any(|b| b.is_ascii_digit())
+                    || (s.bytes().any(|b| b.is_ascii_uppercase())
+                        && s.bytes().any(|b| b.is_ascii_lowercase())));
+            let digits = s.bytes().filter(u8::is_ascii_digit).count();
+            number(s)
+                || is_uuid(s.as_bytes())
+                || (s.len() >= 8 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                || token
+                || (digits >= 3 && digits * 2 >= s.len())
+        }
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let mut h = Hasher::new(b'p');
+        let mut object: Option<Hasher> = None;
+        let mut n = None;
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        for segment in segments.by_ref().take(SHAPE_SEGMENTS) {
+            h.byte(SEP_TAG);
+            if identifier(segment) {
+                h.byte(ID_TAG);
+                object
+                    .get_or_insert_with(|| Hasher::new(b'o'))
+                    .bytes(segment.as_bytes());
+                n = (number(segment) && segment.len() <= 19)
+                    .then(|| segment.parse().ok())
+                    .flatten();
+            } else {
+                h.bytes(segment.as_bytes());
+            }
+        }
+        if segments.next().is_some() {
+            h.byte(MORE_TAG);
+        }
+        PathKey {
+            shape: h.finish(),
+            object: object.map(Hasher::finish),
+            number: n,
+        }
+    }
+
+    #[test]
+    fn one_pass_agrees_with_the_rules() {
+        let segments = [
+            "",
+            "inventory",
+            "items",
+            "42",
+            "0",
+            "0042",
+            "9999999999999999999",
+            "18446744073709551615",
+            "123456789012345678901",
+            "deadbeef",
+            "cafe",
+            "DEADBEEF",
+            "3f2b1c9d0a",
+            "123e4567-e89b-12d3-a456-426614174000",
+            "123e4567-e89b-12d3-a456-42661417400g",
+            "dGhpcyBpcyBhIHRva2Vu9x",
+            "a-long-article-slug-here",
+            "ALongMixedCaseTokenHere",
+            "2024-01-31",
+            "INV-20240101",
+            "v2",
+            "ab12",
+            "é42",
+            "naïve-téxt-ünïcode-42",
+            "users",
+            "x?y",
+            "x#y",
+            "a.b.c.d.e.f.g.h.1",
+        ];
+        let mut paths = Vec::new();
+        for a in segments {
+            for b in segments {
+                for sep in ["/", "//", "/x/", "/12/"] {
+                    paths.push(format!("/{a}{sep}{b}"));
+                    paths.push(format!("{a}/{b}{sep}{a}/tail?q={b}"));
+                    paths.push(format!("/inventory/{a}{sep}{b}#frag"));
+                }
+            }
+        }
+        for path in &paths {
+            assert_eq!(shape_and_object(path), reference(path), "{path}");
+        }
+        for segment in segments
+            .iter()
+            .filter(|s| !s.is_empty() && !s.contains(['?', '#']))
+        {
+            let by_rules = reference(&format!("/{segment}")).object.is_some();
+            assert_eq!(is_identifier(segment), by_rules, "{segment}");
+        }
+    }
 
     #[test]
     fn ids_fold_to_one_shape() {

@@ -77,6 +77,9 @@ pub(crate) struct State {
     membership: Option<Membership>,
     pub(crate) held: f64,
     held_at: f64,
+    /// Whether `top` holds any signal. The three slots span five cache lines; a quiet request
+    /// finds them empty and leaves them empty, and with this flag it neither reads nor writes them.
+    top_set: bool,
     pub(crate) top: [Option<Signal>; TOP_SIGNALS],
 }
 
@@ -379,14 +382,22 @@ impl State {
         let decayed = self.held_at_time(now);
         if raw >= decayed {
             self.held = raw;
-            self.top = top;
+            self.set_top(top);
         } else {
             self.held = decayed;
             if decayed < NOISE_FLOOR {
-                self.top = [None; TOP_SIGNALS];
+                self.set_top([None; TOP_SIGNALS]);
             }
         }
         self.held_at = now;
+    }
+
+    fn set_top(&mut self, top: [Option<Signal>; TOP_SIGNALS]) {
+        let set = top.iter().any(Option::is_some);
+        if set || self.top_set {
+            self.top = top;
+            self.top_set = set;
+        }
     }
 
     pub(crate) fn held_at_time(&self, now: f64) -> f64 {
@@ -400,7 +411,11 @@ impl State {
     pub(crate) fn current(&self) -> Score {
         Score {
             value: self.held,
-            top: self.top.iter().flatten().copied().collect(),
+            top: if self.top_set {
+                self.top.iter().flatten().copied().collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
