@@ -393,6 +393,14 @@ async fn handshake_timeout_and_pending_limit_keep_bare_sockets_from_agents_slots
     // More bare sockets than max_connections, and both of the agents' slots are still free.
     let polite = g.client("polite");
     let mut a = KeepAlive::open(&polite).await.unwrap();
+    // The client ends its handshake before warden reads its last flight: only then is the pending
+    // place free for the next one (4 places, 3 held by bare sockets).
+    assert!(
+        wait::until(Duration::from_secs(2), || async {
+            metric(&g.warden.metrics(), pending) == Some(3.0)
+        })
+        .await
+    );
     let mut b = KeepAlive::open(&polite).await.unwrap();
     assert_eq!(a.get("/gate/ok").await.unwrap().status, 200);
     assert_eq!(b.get("/gate/ok").await.unwrap().status, 200);
@@ -415,6 +423,11 @@ async fn handshake_timeout_and_pending_limit_keep_bare_sockets_from_agents_slots
         let took = closed_within(s, Duration::from_secs(3)).await;
         assert!(took.is_some(), "a bare socket outlived handshake_timeout");
     }
+    // The client sees the close before warden's worker thread counts it.
+    wait::until(Duration::from_secs(2), || async {
+        metric(&g.warden.metrics(), pending) == Some(0.0)
+    })
+    .await;
     let m = g.warden.metrics();
     assert!(
         metric_sum(&m, &[r#"reason="timeout""#, "warden_tls_handshakes_total"]) >= 4.0,

@@ -217,6 +217,9 @@ async fn respond(
                 .unwrap())
         }
         p if p.ends_with("/big") => Ok(Response::new(full(vec![b'x'; 1 << 20]))),
+        // More than every socket buffer between the upstream and an agent can hold, so a reader
+        // that stops leaves it unfinished.
+        p if p.ends_with("/huge") => Ok(Response::new(full(vec![b'x'; 64 << 20]))),
         _ => Ok(Response::builder()
             .header("content-type", "application/json")
             .header("connection", "x-upstream-secret")

@@ -77,11 +77,13 @@ pub async fn start_warden(pki: &TestPki, yaml: &str) -> TestWarden {
     start_warden_with(pki, yaml, Clock::system()).await
 }
 
+/// In-process tests serve on worker threads as `serve` does (one per core, each with its own
+/// socket), so every gate is tested where connections really run.
 pub async fn start_warden_with(pki: &TestPki, yaml: &str, clock: Clock) -> TestWarden {
     let options = StartOptions {
         clock,
         watch_files: false,
-        ..StartOptions::default()
+        threads: warden::app::Threads::Workers,
     };
     start_warden_at(&write_config(pki, "warden.yaml", yaml), options).await
 }
