@@ -415,6 +415,13 @@ fn worker_sends(
     statuses
 }
 
+/// The statuses a worker thread got, once it has sent all its requests.
+async fn finished(statuses: std::sync::mpsc::Receiver<Vec<u16>>) -> Vec<u16> {
+    tokio::task::spawn_blocking(move || statuses.recv().unwrap())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn each_worker_reuses_its_own_connections_and_borrows_anothers_only_at_the_cap() {
     for (max, connections) in [(4, 2), (1, 1)] {
@@ -432,20 +439,14 @@ async fn each_worker_reuses_its_own_connections_and_borrows_anothers_only_at_the
         let pool = warden::upstream::Upstream::build("api", &settings, None, None).unwrap();
         let (stop0, stopped0) = std::sync::mpsc::channel();
         let (stop1, stopped1) = std::sync::mpsc::channel();
-        let first = worker_sends(pool.clone(), 0, 3, stopped0);
-        let first = tokio::task::spawn_blocking(move || first.recv().unwrap())
-            .await
-            .unwrap();
+        let first = finished(worker_sends(pool.clone(), 0, 3, stopped0)).await;
         assert_eq!(first, [200; 3]);
         assert_eq!(
             up.connection_count(),
             1,
             "worker 0 reused its one connection"
         );
-        let second = worker_sends(pool.clone(), 1, 3, stopped1);
-        let second = tokio::task::spawn_blocking(move || second.recv().unwrap())
-            .await
-            .unwrap();
+        let second = finished(worker_sends(pool.clone(), 1, 3, stopped1)).await;
         assert_eq!(second, [200; 3]);
         assert_eq!(
             up.connection_count(),

@@ -66,7 +66,7 @@ pub fn refusal<B>(
     // Reasons are `[a-z_]`: nothing to percent-encode.
     h.insert("grpc-message", HeaderValue::from_static(reason.as_str()));
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-request-id", v);
+        h.insert(crate::headers::X_REQUEST_ID, v);
     }
     if let Some(ms) = retry_after_ms {
         // gRPC's own back-off hint (A6 retry pushback).
